@@ -1,0 +1,46 @@
+import express from 'express';
+import { logAccess } from './middleware/access-log';
+import { identifyUser } from './middleware/auth';
+import { handleErrors, handleNotFound } from './middleware/error-handler';
+import { assignRequestId } from './middleware/request-id';
+import { parseMultipart } from './middleware/uploads';
+import { healthRouter } from './routers/health';
+import { modelRouter } from './routers/model';
+import { orderRouter } from './routers/order';
+import { predictRouter } from './routers/predict';
+import { taskRouter } from './routers/task';
+import { userRouter } from './routers/user';
+import type { AppServices } from './services/app-services';
+
+/**
+ * Builds the Express app from its services. It never listens: server.ts does, and tests hand the
+ * app to supertest.
+ */
+export function createApp(services: AppServices): express.Express {
+  const { config, logger, lifecycle } = services;
+  const app = express();
+  app.locals.services = services;
+  app.set('x-powered-by', false);
+
+  app.use(assignRequestId());
+  app.use(logAccess(logger, lifecycle));
+  app.use(function closeConnectionsWhileStopping(_req, res, next) {
+    // During shutdown, keep-alive clients are told to reconnect elsewhere after this response.
+    if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
+    next();
+  });
+  app.use(express.json({ limit: config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));
+  app.use(['/predict', '/orders'], parseMultipart({ maxImageBytes: config.MAX_IMAGE_BYTES, maxItems: config.MAX_ITEMS }));
+  app.use(identifyUser);
+
+  app.use('/users', userRouter);
+  app.use('/orders', orderRouter);
+  app.use('/predict', predictRouter);
+  app.use('/tasks', taskRouter);
+  app.use('/model', modelRouter);
+  app.use(healthRouter);
+
+  app.use(handleNotFound);
+  app.use(handleErrors(logger));
+  return app;
+}

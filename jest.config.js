@@ -1,0 +1,23 @@
+/**
+ * Two projects: "api" tests call the app in-process through supertest and run in parallel;
+ * "process" tests start the built server (dist/server.js) as a child process and run one at a time.
+ * @type {import('jest').Config}
+ */
+const tsJest = ['ts-jest', { tsconfig: 'tests/tsconfig.json' }];
+
+module.exports = {
+  projects: [
+    {
+      displayName: 'api',
+      testEnvironment: 'node',
+      transform: { '^.+\\.ts$': tsJest },
+      testMatch: ['<rootDir>/tests/*.test.ts'],
+    },
+    {
+      displayName: 'process',
+      testEnvironment: 'node',
+      transform: { '^.+\\.ts$': tsJest },
+      testMatch: ['<rootDir>/tests/process/*.test.ts'],
+    },
+  ],
+};

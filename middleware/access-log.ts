@@ -1,0 +1,35 @@
+import type { RequestHandler } from 'express';
+import type winston from 'winston';
+import type { Lifecycle } from '../services/lifecycle';
+
+/**
+ * Writes one access line per request when its response ends or its connection closes: method,
+ * path, status, duration, request id and user id. 5xx at error, 4xx at warn, the rest at info.
+ */
+export function logAccess(logger: winston.Logger, lifecycle: Lifecycle): RequestHandler {
+  return function logAccessHandler(req, res, next) {
+    const started = process.hrtime.bigint();
+    let written = false;
+
+    const writeLine = () => {
+      if (written) return;
+      written = true;
+      lifecycle.requestsServed++;
+      const status = res.headersSent ? res.statusCode : 499;
+      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      logger.log(level, 'request completed', {
+        method: req.method,
+        path: req.originalUrl.split('?')[0],
+        status,
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        requestId: req.id,
+        userId: req.user?.id ?? null,
+        aborted: !res.writableFinished,
+        ...(res.locals.errorDetail ? { error: res.locals.errorDetail } : {}),
+      });
+    };
+    res.once('finish', writeLine);
+    res.once('close', writeLine);
+    next();
+  };
+}

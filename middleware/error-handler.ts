@@ -1,0 +1,117 @@
+import { STATUS_CODES } from 'node:http';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import createError from 'http-errors';
+import multer from 'multer';
+import type winston from 'winston';
+import { ZodError } from 'zod';
+import { errorFields } from '../services/logger';
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** An RFC 9457 problem details body, as every error response of this service carries. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  requestId: string;
+  errors?: FieldError[];
+}
+
+interface Classified {
+  status: number;
+  detail: string;
+  expose: boolean;
+  errors?: FieldError[];
+  headers?: Record<string, string>;
+}
+
+/** Formats a zod issue path the way JavaScript reads it: `items[0].image`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key)), '');
+}
+
+const MULTER_STATUS: Record<string, number> = {
+  LIMIT_FILE_SIZE: 413,
+  LIMIT_FILE_COUNT: 413,
+  LIMIT_PART_COUNT: 413,
+  LIMIT_FIELD_COUNT: 413,
+  LIMIT_FIELD_VALUE: 413,
+};
+
+function classify(error: unknown): Classified {
+  if (error instanceof ZodError) {
+    const errors = error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message }));
+    const detail = errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
+    return { status: 400, detail: `invalid request: ${detail}`, expose: true, errors };
+  }
+
+  if (error instanceof multer.MulterError) {
+    const status = MULTER_STATUS[error.code] ?? 400;
+    const field = error.field ? ` (field "${error.field}")` : '';
+    return { status, detail: `invalid multipart body: ${error.message.toLowerCase()}${field}`, expose: true };
+  }
+
+  if (createError.isHttpError(error) || hasHttpStatus(error)) {
+    const httpError = error as createError.HttpError & { type?: string; limit?: number; errors?: FieldError[] };
+    const status = httpError.status ?? httpError.statusCode;
+    let detail = httpError.message;
+    if (httpError.type === 'entity.too.large') detail = `the request body is larger than MAX_BODY_BYTES (${httpError.limit} bytes)`;
+    if (httpError.type === 'entity.parse.failed') detail = `the request body is not valid JSON: ${httpError.message}`;
+    return {
+      status,
+      detail,
+      expose: httpError.expose ?? status < 500,
+      errors: httpError.errors,
+      headers: httpError.headers as Record<string, string> | undefined,
+    };
+  }
+
+  return { status: 500, detail: 'internal error', expose: false };
+}
+
+function hasHttpStatus(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const status = (error as { status?: unknown; statusCode?: unknown }).status ?? (error as { statusCode?: unknown }).statusCode;
+  return typeof status === 'number' && status >= 400 && status <= 599;
+}
+
+/** Turns a request that no route matched into a 404 problem. */
+export const handleNotFound: RequestHandler = function handleNotFoundHandler(req, _res, next) {
+  next(createError(404, `no route matches ${req.method} ${req.path}`));
+};
+
+/**
+ * The one place where errors become responses: every error is sent as `application/problem+json`.
+ * Details of 5xx errors stay in the log, and the client gets the generic title and the request id.
+ */
+export function handleErrors(logger: winston.Logger): ErrorRequestHandler {
+  return function handleErrorsHandler(error, req, res, next) {
+    // Once headers are out, only Express's default handler can end the response (it closes the socket).
+    if (res.headersSent) return next(error);
+
+    const problem = classify(error);
+    const title = STATUS_CODES[problem.status] ?? 'Error';
+    if (problem.status >= 500) {
+      logger.error('request failed', { status: problem.status, method: req.method, path: req.originalUrl.split('?')[0], ...errorFields(error) });
+    }
+    res.locals.errorDetail = problem.expose ? problem.detail : title;
+
+    const body: Problem = {
+      type: 'about:blank',
+      title,
+      status: problem.status,
+      detail: problem.expose ? problem.detail : `${title}; quote request id ${req.id} when reporting it`,
+      instance: req.originalUrl,
+      requestId: req.id,
+    };
+    if (problem.errors && problem.expose) body.errors = problem.errors;
+
+    for (const [name, value] of Object.entries(problem.headers ?? {})) res.setHeader(name, value);
+    res.status(problem.status).type('application/problem+json').send(JSON.stringify(body));
+  };
+}

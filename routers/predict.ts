@@ -1,0 +1,40 @@
+import express from 'express';
+import createError from 'http-errors';
+import { z } from 'zod';
+import { rejectOtherMethods } from '../middleware/method-not-allowed';
+import { servicesOf } from '../services/app-services';
+import { predictNow, queuePrediction } from '../services/predictions';
+import { prefersAsync } from './common';
+import { filesToItems, imageItem, isMultipart, jsonToItems, pixelsItem } from './items';
+
+const predictBody = z.strictObject({
+  instances: z.array(z.union([imageItem, pixelsItem])).min(1, 'send at least one instance'),
+});
+
+/** POST /predict: classify images or pixel arrays, without a token. */
+export const predictRouter = express.Router();
+
+const predict = predictRouter.route('/');
+predict.post(async function predictRoute(req, res) {
+  const services = servicesOf(req);
+  const { config } = services;
+  const limits = { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS };
+
+  let items;
+  if (isMultipart(req)) {
+    items = filesToItems(req, config.MAX_ITEMS);
+  } else {
+    if (!req.is('application/json')) throw createError(415, 'send instances as application/json or images as multipart/form-data');
+    items = jsonToItems(predictBody.parse(req.body ?? {}).instances, 'instances', config.MAX_ITEMS);
+  }
+
+  if (prefersAsync(req)) {
+    const taskId = queuePrediction(services.db, services.model, items, limits, req.user?.id ?? null);
+    services.runner.wake();
+    res.setHeader('Preference-Applied', 'respond-async');
+    res.status(202).location(`/tasks/${taskId}`).json({ id: taskId, status: 'queued' });
+    return;
+  }
+  res.json(await predictNow(services.model, items, limits));
+});
+predict.all(rejectOtherMethods(predict));

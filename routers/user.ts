@@ -1,0 +1,43 @@
+import express from 'express';
+import { z } from 'zod';
+import { currentUser, requireUser } from '../middleware/auth';
+import { rejectOtherMethods } from '../middleware/method-not-allowed';
+import { servicesOf } from '../services/app-services';
+import { createUser, getUser, listUsers } from '../services/users';
+import { idParams, pageQuery } from './common';
+
+const newUserBody = z.strictObject({
+  username: z
+    .string()
+    .min(3, 'must be 3 to 32 characters')
+    .max(32, 'must be 3 to 32 characters')
+    .regex(/^[a-z0-9_-]+$/, 'may contain only a-z, 0-9, "_" and "-"'),
+});
+
+/** Routes under /users: sign-up, the caller, one user, and the list of users. */
+export const userRouter = express.Router();
+
+const users = userRouter.route('/');
+users.post(function createUserRoute(req, res) {
+  const { username } = newUserBody.parse(req.body ?? {});
+  const user = createUser(servicesOf(req).db, username);
+  res.status(201).location(`/users/${user.id}`).json(user);
+});
+users.get(function listUsersRoute(req, res) {
+  const { limit, offset } = pageQuery.parse(req.query);
+  res.json(listUsers(servicesOf(req).db, limit, offset));
+});
+users.all(rejectOtherMethods(users));
+
+const me = userRouter.route('/me');
+me.get(requireUser, function getCallerRoute(req, res) {
+  res.json(currentUser(req));
+});
+me.all(rejectOtherMethods(me));
+
+const one = userRouter.route('/:id');
+one.get(function getUserRoute(req, res) {
+  const { id } = idParams.parse(req.params);
+  res.json(getUser(servicesOf(req).db, id));
+});
+one.all(rejectOtherMethods(one));

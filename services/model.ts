@@ -1,0 +1,169 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { ModelFileError, modelDirectory, readJsonFile } from './model-files';
+
+/**
+ * The input pipelines the server knows. `mnist-digit` turns any photo or drawing of one digit into a
+ * 28x28 light-on-dark field as MNIST was made; `plain` resizes an image to the model's input size
+ * and scales it to 0..1, for models that take raw tensors.
+ */
+export const PREPROCESSING_KINDS = ['mnist-digit', 'plain'] as const;
+export type Preprocessing = (typeof PREPROCESSING_KINDS)[number];
+
+const metadataSchema = z.object({
+  name: z.string().min(1),
+  version: z.string().min(1),
+  labels: z.array(z.string()).min(2),
+  inputShape: z.tuple([z.null(), z.number().int().positive(), z.number().int().positive(), z.number().int().min(1).max(4)]),
+  preprocessing: z.enum(PREPROCESSING_KINDS),
+  heldOutAccuracy: z.number().min(0).max(1).optional(),
+  trainingSamples: z.number().int().optional(),
+  testSamples: z.number().int().optional(),
+  architecture: z.array(z.string()).optional(),
+  trainedAt: z.string().optional(),
+});
+
+export type ModelMetadata = z.infer<typeof metadataSchema>;
+
+export interface Prediction {
+  label: string;
+  confidence: number;
+  /** One probability a label, in the order of the model's `labels`. */
+  probabilities: number[];
+}
+
+/** Height, width and channels of one input. */
+export interface InputSize {
+  height: number;
+  width: number;
+  channels: number;
+}
+
+/** A loaded and warmed-up model with its metadata. */
+export class LoadedModel {
+  readonly metadata: ModelMetadata;
+  readonly backend: string;
+  readonly inputSize: InputSize;
+  private readonly network: tf.LayersModel | tf.GraphModel;
+  private readonly maxBatchSize: number;
+
+  constructor(network: tf.LayersModel | tf.GraphModel, metadata: ModelMetadata, maxBatchSize: number) {
+    this.network = network;
+    this.metadata = metadata;
+    this.backend = tf.getBackend();
+    this.maxBatchSize = maxBatchSize;
+    const [, height, width, channels] = metadata.inputShape;
+    this.inputSize = { height, width, channels };
+  }
+
+  /** Number of values in one input. */
+  get inputLength(): number {
+    return this.inputSize.height * this.inputSize.width * this.inputSize.channels;
+  }
+
+  /** Classifies inputs of `inputLength` values each, in model calls of at most MAX_BATCH_SIZE. */
+  async predict(inputs: Float32Array[]): Promise<Prediction[]> {
+    const predictions: Prediction[] = [];
+    for (let start = 0; start < inputs.length; start += this.maxBatchSize) {
+      const batch = inputs.slice(start, start + this.maxBatchSize);
+      predictions.push(...(await this.predictBatch(batch)));
+    }
+    return predictions;
+  }
+
+  private async predictBatch(inputs: Float32Array[]): Promise<Prediction[]> {
+    const length = this.inputLength;
+    const flat = new Float32Array(inputs.length * length);
+    inputs.forEach((input, i) => flat.set(input, i * length));
+    const { height, width, channels } = this.inputSize;
+
+    // Input [batch, height, width, channels]; output [batch, labels]. The tidy frees the input and
+    // every intermediate; the output is freed below once its values are read.
+    const output = tf.tidy(() => this.network.predict(tf.tensor4d(flat, [inputs.length, height, width, channels])) as tf.Tensor);
+    let values: Float32Array;
+    try {
+      values = (await output.data()) as Float32Array;
+    } finally {
+      output.dispose();
+    }
+
+    const labelCount = this.metadata.labels.length;
+    return inputs.map((_, row) => {
+      const probabilities = Array.from(values.subarray(row * labelCount, (row + 1) * labelCount), roundProbability);
+      let best = 0;
+      for (let i = 1; i < labelCount; i++) if (probabilities[i] > probabilities[best]) best = i;
+      return { label: this.metadata.labels[best], confidence: probabilities[best], probabilities };
+    });
+  }
+}
+
+function roundProbability(value: number): number {
+  return Number(value.toPrecision(6));
+}
+
+/**
+ * Loads the model in `directory` (model.json, weights, metadata.json), checks that the network's
+ * input and output shapes match the metadata, and runs one warm-up prediction. Throws
+ * ModelFileError naming the file or value at fault.
+ */
+export async function loadModel(directory: string, maxBatchSize: number): Promise<LoadedModel> {
+  if (!fs.existsSync(directory) || !fs.statSync(directory).isDirectory()) {
+    throw new ModelFileError(`model directory ${path.resolve(directory)} does not exist; set MODEL_DIR to a directory with model.json and metadata.json`);
+  }
+  const metadata = readMetadata(path.join(directory, 'metadata.json'));
+
+  const modelPath = path.join(directory, 'model.json');
+  const format = (readJsonFile(modelPath) as { format?: string }).format;
+  let network: tf.LayersModel | tf.GraphModel;
+  try {
+    network =
+      format === 'graph-model'
+        ? await tf.loadGraphModel(modelDirectory(directory))
+        : await tf.loadLayersModel(modelDirectory(directory));
+  } catch (error) {
+    if (error instanceof ModelFileError) throw error;
+    throw new ModelFileError(`cannot load the model in ${modelPath}: ${(error as Error).message}`);
+  }
+
+  const loaded = new LoadedModel(network, metadata, maxBatchSize);
+  try {
+    checkShapes(network, metadata, modelPath);
+    await loaded.predict([new Float32Array(loaded.inputLength)]);
+  } catch (error) {
+    network.dispose();
+    throw error;
+  }
+  return loaded;
+}
+
+function readMetadata(metadataPath: string): ModelMetadata {
+  const parsed = metadataSchema.safeParse(readJsonFile(metadataPath));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ModelFileError(`${metadataPath} is invalid: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+function checkShapes(network: tf.LayersModel | tf.GraphModel, metadata: ModelMetadata, modelPath: string): void {
+  const inputShape = network.inputs[0].shape ?? [];
+  const expected = metadata.inputShape;
+  const matches = inputShape.length === expected.length && inputShape.every((size, i) => i === 0 || size === expected[i]);
+  if (!matches) {
+    throw new ModelFileError(
+      `the model in ${modelPath} takes input shape ${JSON.stringify(inputShape)} but metadata.json says ` +
+        `${JSON.stringify(expected)}; correct inputShape in metadata.json`,
+    );
+  }
+
+  const outputShape = network.outputs[0].shape ?? [];
+  const outputSize = outputShape[outputShape.length - 1];
+  if (outputSize !== undefined && outputSize !== -1 && outputSize !== null && outputSize !== metadata.labels.length) {
+    throw new ModelFileError(
+      `the model in ${modelPath} has ${outputSize} outputs but metadata.json lists ${metadata.labels.length} labels; ` +
+        'make labels match the output layer',
+    );
+  }
+}

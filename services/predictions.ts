@@ -1,0 +1,29 @@
+import type { Db } from './database';
+import { ItemInput, checkItems, classifyItems, insertPendingItems } from './items';
+import type { LoadedModel, Prediction } from './model';
+import type { ImageLimits } from './model-input';
+import { insertTask } from './task-store';
+
+export interface PredictResponse {
+  predictions: Prediction[];
+  model: { name: string; version: string };
+}
+
+/** Classifies items during the request; any bad item fails the whole request with its 4xx error. */
+export async function predictNow(model: LoadedModel, items: ItemInput[], limits: ImageLimits): Promise<PredictResponse> {
+  const predictions = await classifyItems(items, model, limits);
+  return { predictions, model: { name: model.metadata.name, version: model.metadata.version } };
+}
+
+/**
+ * Stores items as a prediction task for the runner. Returns the task id. Items that fail the format
+ * check are rejected now; items that fail to decode later are reported in the task's result.
+ */
+export function queuePrediction(db: Db, model: LoadedModel, items: ItemInput[], limits: ImageLimits, userId: string | null): string {
+  const checked = checkItems(items, model, limits);
+  return db.transaction(() => {
+    const task = insertTask(db, { kind: 'predict', userId, orderId: null, total: checked.length });
+    insertPendingItems(db, task.id, checked);
+    return task.id;
+  })();
+}

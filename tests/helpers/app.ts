@@ -1,0 +1,113 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type express from 'express';
+import request from 'supertest';
+import { createApp } from '../../app';
+import type { AppServices } from '../../services/app-services';
+import { selectBackend } from '../../services/backend';
+import { loadConfig } from '../../services/config';
+import { openDatabase } from '../../services/database';
+import { Lifecycle } from '../../services/lifecycle';
+import { AppLogger, createLogger } from '../../services/logger';
+import { LoadedModel, loadModel } from '../../services/model';
+import { TaskRunner } from '../../services/task-runner';
+
+export const MODEL_DIR = path.join(__dirname, '..', '..', 'models', 'digits');
+
+let sharedModel: Promise<LoadedModel> | null = null;
+
+/** Loads the shipped model once per test file, on the wasm backend as `npm start` uses without tfjs-node. */
+export function getModel(): Promise<LoadedModel> {
+  sharedModel ??= selectBackend('wasm').then(() => loadModel(MODEL_DIR, 32));
+  return sharedModel;
+}
+
+export interface TestApp {
+  app: express.Express;
+  services: AppServices;
+  log: AppLogger;
+  logDir: string;
+  /** Stops the task runner, closes the database and the log file, and removes the temporary files. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the real app on the real model, a real SQLite database in a temporary directory and a
+ * log file there. `env` overrides configuration variables, as the environment would.
+ */
+export async function startTestApp(env: Record<string, string> = {}, model?: LoadedModel): Promise<TestApp> {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'inferline-test-'));
+  const config = loadConfig({ DATABASE_PATH: path.join(directory, 'app.db'), LOG_DIR: directory, LOG_CONSOLE: 'false', ...env });
+  const log = createLogger({ level: 'debug', logDir: config.LOG_DIR, console: false });
+  const db = openDatabase(config.DATABASE_PATH, config.DATABASE_BUSY_TIMEOUT_MS);
+  const loadedModel = model ?? (await getModel());
+  const lifecycle = new Lifecycle();
+  lifecycle.modelLoaded = true;
+  lifecycle.databaseOpen = true;
+
+  const runner = new TaskRunner({
+    db,
+    model: loadedModel,
+    logger: log.logger,
+    limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
+    chunkSize: config.TASK_CHUNK_SIZE,
+    ttlSeconds: config.TASK_TTL_SECONDS,
+  });
+  const services: AppServices = { config, logger: log.logger, db, model: loadedModel, runner, lifecycle };
+
+  return {
+    app: createApp(services),
+    services,
+    log,
+    logDir: directory,
+    async close() {
+      await runner.stop();
+      db.close();
+      await log.close();
+      fs.rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reads the JSON lines of a test app's log file. */
+export function readLogLines(testApp: TestApp): Record<string, unknown>[] {
+  const file = path.join(testApp.logDir, 'app.log');
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** Creates a user through the API and returns its id and bearer header value. */
+export async function signUp(app: express.Express, username: string): Promise<{ id: string; token: string; auth: string }> {
+  const response = await request(app).post('/users').send({ username }).expect(201);
+  return { id: response.body.id, token: response.body.token, auth: `Bearer ${response.body.token}` };
+}
+
+/** Polls a task until it leaves queued and running, or fails the test after `timeoutMs`. */
+export async function waitForTask(app: express.Express, taskId: string, auth?: string, timeoutMs = 60_000): Promise<Record<string, any>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const call = request(app).get(`/tasks/${taskId}`);
+    if (auth) call.set('Authorization', auth);
+    const response = await call.expect(200);
+    if (response.body.status !== 'queued' && response.body.status !== 'running') return response.body;
+    if (Date.now() > deadline) throw new Error(`task ${taskId} still ${response.body.status} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Asserts the RFC 9457 problem details shape of an error response. */
+export function expectProblem(response: request.Response, status: number): void {
+  expect(response.status).toBe(status);
+  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(response.body.status).toBe(status);
+  expect(response.body.type).toBe('about:blank');
+  expect(typeof response.body.title).toBe('string');
+  expect(typeof response.body.detail).toBe('string');
+  expect(typeof response.body.instance).toBe('string');
+  expect(response.body.requestId).toBe(response.headers['x-request-id']);
+  expect(JSON.stringify(response.body)).not.toMatch(/<html|\n\s+at /i);
+}
