@@ -3,7 +3,6 @@ import { logAccess } from './middleware/access-log';
 import { identifyUser } from './middleware/auth';
 import { handleErrors, handleNotFound } from './middleware/error-handler';
 import { assignRequestId } from './middleware/request-id';
-import { parseMultipart } from './middleware/uploads';
 import { healthRouter } from './routers/health';
 import { modelRouter } from './routers/model';
 import { orderRouter } from './routers/order';
@@ -25,12 +24,11 @@ export function createApp(services: AppServices): express.Express {
   app.use(assignRequestId());
   app.use(logAccess(logger, lifecycle));
   app.use(function closeConnectionsWhileStopping(_req, res, next) {
-    // During shutdown, keep-alive clients are told to reconnect elsewhere after this response.
+    // During shutdown, `Connection: close` makes keep-alive clients reconnect elsewhere after this response.
     if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
     next();
   });
   app.use(express.json({ limit: config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));
-  app.use(['/predict', '/orders'], parseMultipart({ maxImageBytes: config.MAX_IMAGE_BYTES, maxItems: config.MAX_ITEMS }));
   app.use(identifyUser);
 
   app.use('/users', userRouter);

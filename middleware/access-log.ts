@@ -16,7 +16,9 @@ export function logAccess(logger: winston.Logger, lifecycle: Lifecycle): Request
       written = true;
       lifecycle.requestsServed++;
       const status = res.headersSent ? res.statusCode : 499;
-      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      let level = 'info';
+      if (status >= 500) level = 'error';
+      else if (status >= 400) level = 'warn';
       logger.log(level, 'request completed', {
         method: req.method,
         path: req.originalUrl.split('?')[0],

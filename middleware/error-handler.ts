@@ -32,7 +32,12 @@ interface Classified {
 
 /** Formats a zod issue path the way JavaScript reads it: `items[0].image`. */
 export function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key)), '');
+  let text = '';
+  for (const key of path) {
+    if (typeof key === 'number') text += `[${key}]`;
+    else text += text === '' ? String(key) : `.${String(key)}`;
+  }
+  return text;
 }
 
 const MULTER_STATUS: Record<string, number> = {
@@ -45,7 +50,12 @@ const MULTER_STATUS: Record<string, number> = {
 
 function classify(error: unknown): Classified {
   if (error instanceof ZodError) {
-    const errors = error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message }));
+    // An unknown property is reported under its own path, so that a client can tell which one to remove.
+    const errors = error.issues.flatMap((issue) =>
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown property; remove it' }))
+        : [{ path: formatPath(issue.path), message: issue.message }],
+    );
     const detail = errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
     return { status: 400, detail: `invalid request: ${detail}`, expose: true, errors };
   }
@@ -86,8 +96,9 @@ export const handleNotFound: RequestHandler = function handleNotFoundHandler(req
 };
 
 /**
- * The one place where errors become responses: every error is sent as `application/problem+json`.
- * Details of 5xx errors stay in the log, and the client gets the generic title and the request id.
+ * Sends every error as `application/problem+json`; this is the one place where errors become
+ * responses. Details of 5xx errors stay in the log, and the client gets the generic title and the
+ * request id.
  */
 export function handleErrors(logger: winston.Logger): ErrorRequestHandler {
   return function handleErrorsHandler(error, req, res, next) {

@@ -2,8 +2,8 @@ import type { RequestHandler } from 'express';
 import createError from 'http-errors';
 
 /**
- * Answers a request whose path exists but whose method does not with 405 and an `Allow` header, and
- * an OPTIONS request with 204 and the same header. Attach it last with `route.all(...)`.
+ * Rejects a request whose path exists but whose method does not with 405 and an `Allow` header, and
+ * responds to OPTIONS with 204 and the same header. Attach it last with `route.all(...)`.
  */
 export function rejectOtherMethods(route: object): RequestHandler {
   return function rejectOtherMethodsHandler(req, res, next) {

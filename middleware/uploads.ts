@@ -1,20 +1,48 @@
 import type { RequestHandler } from 'express';
+import createError from 'http-errors';
 import multer from 'multer';
-
-export interface UploadLimits {
-  maxImageBytes: number;
-  maxItems: number;
-}
+import { servicesOf } from '../services/app-services';
+import type { Config } from '../services/config';
 
 /**
  * Parses `multipart/form-data` bodies into `req.files` (kept in memory) and `req.body` fields.
  * Every file field counts as an item, in the order received. Does nothing for other content types.
+ *
+ * Multer limits each file but not the whole body, so the body's declared length is checked against
+ * MAX_BODY_BYTES first, and a multipart body without a Content-Length is rejected with 411.
  */
-export function parseMultipart(limits: UploadLimits): RequestHandler {
-  return multer({
-    storage: multer.memoryStorage(),
-    limits: { fileSize: limits.maxImageBytes, files: limits.maxItems, fields: 20, fieldSize: 64 * 1024, parts: limits.maxItems + 20 },
-  }).any();
+export const parseMultipart: RequestHandler = function parseMultipartHandler(req, res, next) {
+  if (req.is('multipart/form-data') !== 'multipart/form-data') return next();
+  const { config } = servicesOf(req);
+
+  const declared = req.get('content-length');
+  if (declared === undefined) {
+    return next(createError(411, 'a multipart body needs a Content-Length header; send the files in one request without chunked encoding'));
+  }
+  if (Number(declared) > config.MAX_BODY_BYTES) {
+    return next(createError(413, `the request body has ${declared} bytes, more than MAX_BODY_BYTES (${config.MAX_BODY_BYTES})`));
+  }
+  parserFor(config)(req, res, next);
+};
+
+const parsers = new WeakMap<Config, RequestHandler>();
+
+function parserFor(config: Config): RequestHandler {
+  let parser = parsers.get(config);
+  if (!parser) {
+    parser = multer({
+      storage: multer.memoryStorage(),
+      limits: {
+        fileSize: config.MAX_IMAGE_BYTES,
+        files: config.MAX_ITEMS,
+        fields: 20,
+        fieldSize: 64 * 1024,
+        parts: config.MAX_ITEMS + 20,
+      },
+    }).any();
+    parsers.set(config, parser);
+  }
+  return parser;
 }
 
 /** Returns the uploaded files of a multipart request, or an empty list. */

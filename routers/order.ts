@@ -3,7 +3,7 @@ import createError from 'http-errors';
 import { z } from 'zod';
 import { currentUser, requireUser } from '../middleware/auth';
 import { rejectOtherMethods } from '../middleware/method-not-allowed';
-import { uploadedFiles } from '../middleware/uploads';
+import { parseMultipart, uploadedFiles } from '../middleware/uploads';
 import { AppServices, servicesOf } from '../services/app-services';
 import { hashRequest, runOnce } from '../services/idempotency';
 import { createOrder, getBill, getOrder, listOrders, updateOrder } from '../services/orders';
@@ -45,7 +45,8 @@ export const orderRouter = express.Router();
 orderRouter.use(requireUser);
 
 const orders = orderRouter.route('/');
-orders.post(async function createOrderRoute(req, res) {
+// The token is checked (above) before a multipart body is read into memory.
+orders.post(parseMultipart, async function createOrderRoute(req, res) {
   const services = servicesOf(req);
   const user = currentUser(req);
 

@@ -2,6 +2,7 @@ import express from 'express';
 import createError from 'http-errors';
 import { z } from 'zod';
 import { rejectOtherMethods } from '../middleware/method-not-allowed';
+import { parseMultipart } from '../middleware/uploads';
 import { servicesOf } from '../services/app-services';
 import { predictNow, queuePrediction } from '../services/predictions';
 import { prefersAsync } from './common';
@@ -15,7 +16,7 @@ const predictBody = z.strictObject({
 export const predictRouter = express.Router();
 
 const predict = predictRouter.route('/');
-predict.post(async function predictRoute(req, res) {
+predict.post(parseMultipart, async function predictRoute(req, res) {
   const services = servicesOf(req);
   const { config } = services;
   const limits = { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS };

@@ -49,7 +49,7 @@ function compile(model: tf.LayersModel, learningRate: number): void {
   model.compile({ optimizer: tf.train.adam(learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
 }
 
-/** Passes every sample through the server's upload pipeline, so training sees what serving sees. */
+/** Passes every sample through the server's upload pipeline, so the network trains on the inputs it gets in production. */
 async function preprocessSamples(samples: DigitSample[]): Promise<Float32Array[]> {
   const result: Float32Array[] = [];
   for (const sample of samples) {

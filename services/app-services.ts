@@ -6,7 +6,7 @@ import type { Lifecycle } from './lifecycle';
 import type { LoadedModel } from './model';
 import type { TaskRunner } from './task-runner';
 
-/** What the routers need, built once by the process entry point (or a test) and handed to the app. */
+/** Dependencies of the routers, built once by the process entry point (or a test) and handed to the app. */
 export interface AppServices {
   config: Config;
   logger: winston.Logger;

@@ -20,7 +20,7 @@ const NOISE_FLOOR = 0.12;
 // Pixels at or above this share of the brightest ink pixel define the digit's bounding box.
 const INK_THRESHOLD = 0.25;
 
-/** Raised when an image decodes but holds no digit to classify: blank, or one flat colour. */
+/** Raised when an image decodes but contains no digit to classify: blank, or one flat colour. */
 export class BlankImageError extends Error {
   constructor() {
     super('the image is blank: no digit was found on it');

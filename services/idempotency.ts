@@ -22,7 +22,7 @@ export function hashRequest(parts: (string | Buffer)[]): string {
 
 /**
  * Runs `create` once per (user, Idempotency-Key). A retry with the same key and request hash gets
- * the first response back; the same key with another body, or while the first request is still
+ * the first response back. The same key with another body, or while the first request is still
  * running, is 409. When `create` throws, the key is released so that the client can retry.
  */
 export async function runOnce(

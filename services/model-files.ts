@@ -117,6 +117,6 @@ function readWeightFile(filePath: string): ArrayBuffer {
 
 function weightBytes(spec: tf.io.WeightsManifestEntry): number {
   const count = spec.shape.reduce((product, size) => product * size, 1);
-  const bytesPerValue = spec.quantization ? (spec.quantization.dtype === 'uint8' ? 1 : 2) : 4;
-  return count * bytesPerValue;
+  if (!spec.quantization) return count * 4;
+  return count * (spec.quantization.dtype === 'uint8' ? 1 : 2);
 }

@@ -4,6 +4,10 @@ import { preprocessDigit, BlankImageError } from './digit-pipeline';
 import { AcceptedFormat, sniffImageFormat } from './image-format';
 import type { LoadedModel } from './model';
 
+// Maximum side, in pixels, of an image when the digit pipeline searches it for ink; larger images are
+// shrunk to it first.
+const WORKING_SIZE = 512;
+
 export interface ImageLimits {
   maxImageBytes: number;
   maxImagePixels: number;
@@ -45,7 +49,14 @@ export async function imageToInput(bytes: Uint8Array, path: string, model: Loade
     const decoder = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'truncated' }).autoOrient();
 
     if (model.metadata.preprocessing === 'mnist-digit') {
-      const { data, info } = await decoder.toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      // The digit ends up 20 pixels tall, so a large photo is first shrunk in sharp's native code
+      // rather than walked pixel by pixel in JavaScript.
+      const { data, info } = await decoder
+        .resize(WORKING_SIZE, WORKING_SIZE, { fit: 'inside', withoutEnlargement: true })
+        .toColourspace('srgb')
+        .ensureAlpha()
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
       return await preprocessDigit(data, info.width, info.height);
     }
 

@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { ModelFileError, modelDirectory, readJsonFile } from './model-files';
 
 /**
- * The input pipelines the server knows. `mnist-digit` turns any photo or drawing of one digit into a
- * 28x28 light-on-dark field as MNIST was made; `plain` resizes an image to the model's input size
+ * Input pipelines the server supports. `mnist-digit` turns any photo or drawing of one digit into a
+ * 28x28 light-on-dark field as MNIST was made. `plain` resizes an image to the model's input size
  * and scales it to 0..1, for models that take raw tensors.
  */
 export const PREPROCESSING_KINDS = ['mnist-digit', 'plain'] as const;
@@ -153,7 +153,7 @@ function checkShapes(network: tf.LayersModel | tf.GraphModel, metadata: ModelMet
   const matches = inputShape.length === expected.length && inputShape.every((size, i) => i === 0 || size === expected[i]);
   if (!matches) {
     throw new ModelFileError(
-      `the model in ${modelPath} takes input shape ${JSON.stringify(inputShape)} but metadata.json says ` +
+      `input shape mismatch: the model in ${modelPath} takes ${JSON.stringify(inputShape)} but metadata.json has ` +
         `${JSON.stringify(expected)}; correct inputShape in metadata.json`,
     );
   }

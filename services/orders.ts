@@ -37,7 +37,7 @@ export interface OrderSettings {
   limits: ImageLimits;
 }
 
-/** What a create call produced: a completed order (201), or a queued task (202). */
+/** Result of createOrder: a completed order (201), or a queued task (202). */
 export type CreateOrderResult =
   | { status: 201; location: string; body: Order }
   | { status: 202; location: string; body: { id: string; status: 'queued'; orderId: string } };
@@ -55,7 +55,7 @@ interface OrderRow {
 }
 
 /**
- * Places an order. Small orders are classified during the request; orders of more than
+ * Places an order. Small orders are classified during the request. Orders of more than
  * SYNC_MAX_ITEMS items, or sent with `Prefer: respond-async`, become a task that the runner
  * classifies in the background.
  */

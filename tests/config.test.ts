@@ -1,0 +1,96 @@
+import { ConfigError, loadConfig } from '../services/config';
+
+const MB = 1024 * 1024;
+
+describe('loadConfig', () => {
+  test.each<[string, unknown]>([
+    ['HOST', '127.0.0.1'],
+    ['PORT', 3000],
+    ['MODEL_DIR', 'models/digits'],
+    ['TF_BACKEND', undefined],
+    ['DATABASE_PATH', 'data/app.db'],
+    ['DATABASE_BUSY_TIMEOUT_MS', 5000],
+    ['LOG_DIR', 'logs'],
+    ['LOG_LEVEL', 'info'],
+    ['LOG_CONSOLE', true],
+    ['UNIT_PRICE', 25],
+    ['CURRENCY', 'USD'],
+    ['SYNC_MAX_ITEMS', 16],
+    ['MAX_ITEMS', 1000],
+    ['MAX_IMAGE_BYTES', 5 * MB],
+    ['MAX_IMAGE_PIXELS', 25_000_000],
+    ['MAX_BODY_BYTES', 16 * MB],
+    ['MAX_BATCH_SIZE', 32],
+    ['TASK_CHUNK_SIZE', 8],
+    ['TASK_TTL_SECONDS', 86_400],
+    ['SHUTDOWN_TIMEOUT_MS', 10_000],
+  ])('default %s is %p', (name, expected) => {
+    const config = loadConfig({});
+
+    expect(config[name as keyof typeof config]).toBe(expected);
+  });
+
+  test('empty value means the default', () => {
+    const config = loadConfig({ PORT: '', LOG_LEVEL: '' });
+
+    expect(config.PORT).toBe(3000);
+    expect(config.LOG_LEVEL).toBe('info');
+  });
+
+  test('valid values are parsed', () => {
+    const config = loadConfig({ PORT: ' 8080 ', TF_BACKEND: 'cpu', LOG_CONSOLE: 'false', CURRENCY: 'EUR', SYNC_MAX_ITEMS: '1' });
+
+    expect(config.PORT).toBe(8080);
+    expect(config.TF_BACKEND).toBe('cpu');
+    expect(config.LOG_CONSOLE).toBe(false);
+    expect(config.CURRENCY).toBe('EUR');
+    expect(config.SYNC_MAX_ITEMS).toBe(1);
+  });
+
+  test('unknown variables are ignored', () => {
+    const config = loadConfig({ PATH: '/usr/bin', HOME: '/root' });
+
+    expect(config).not.toHaveProperty('PATH');
+    expect(config).not.toHaveProperty('HOME');
+  });
+
+  test.each<[string, string, RegExp]>([
+    ['PORT', 'abc', /whole number from 0 to 65535/],
+    ['PORT', '70000', /at most 65535/],
+    ['PORT', '-1', /whole number from 0 to 65535/],
+    ['TF_BACKEND', 'gpu', /"node"\|"wasm"\|"cpu"/],
+    ['CURRENCY', 'usd', /three-letter ISO 4217 code such as USD/],
+    ['SYNC_MAX_ITEMS', '0', /at least 1/],
+    ['LOG_LEVEL', 'loud', /"error"\|"warn"\|"info"\|"debug"/],
+    ['LOG_CONSOLE', 'yes', /"true"\|"false"/],
+  ])('invalid %s=%s throws', (name, value, accepted) => {
+    let caught: unknown;
+
+    try {
+      loadConfig({ [name]: value });
+    } catch (error) {
+      caught = error;
+    }
+
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).message).toContain(`${name}=${JSON.stringify(value)}`);
+    expect((caught as ConfigError).message).toMatch(accepted);
+  });
+
+  test('every invalid variable is named', () => {
+    const load = () => loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud' });
+
+    expect(load).toThrow(/PORT="abc"/);
+    expect(load).toThrow(/LOG_LEVEL="loud"/);
+  });
+
+  test('result is frozen', () => {
+    const config = loadConfig({});
+
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(() => {
+      (config as { PORT: number }).PORT = 1;
+    }).toThrow(TypeError);
+    expect(config.PORT).toBe(3000);
+  });
+});
