@@ -41,8 +41,32 @@ export async function selectBackend(requested: BackendName | undefined): Promise
   if (requested === 'cpu') return activate('cpu', 'cpu');
 
   // Importing the wasm package registers the backend; the .wasm binaries ship inside the package.
-  await import('@tensorflow/tfjs-backend-wasm');
-  return activate('wasm', 'wasm');
+  return withoutNewCrashHandlers(async () => {
+    await import('@tensorflow/tfjs-backend-wasm');
+    return activate('wasm', 'wasm');
+  });
+}
+
+const CRASH_EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
+
+/**
+ * Runs `work` and removes the process-wide crash handlers it installed. The Emscripten runtime of
+ * tfjs-backend-wasm 4.22 adds `uncaughtException` and `unhandledRejection` handlers that rethrow,
+ * which would end the process with exit code 7 before the server's own handlers log the error
+ * and flush the log file.
+ */
+async function withoutNewCrashHandlers<T>(work: () => Promise<T>): Promise<T> {
+  const listenersOf = (event: string) => process.listeners(event as 'exit') as ((...args: unknown[]) => void)[];
+  const before = new Map(CRASH_EVENTS.map((event) => [event, new Set(listenersOf(event))]));
+  try {
+    return await work();
+  } finally {
+    for (const event of CRASH_EVENTS) {
+      for (const listener of listenersOf(event)) {
+        if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+      }
+    }
+  }
 }
 
 async function activate(tfName: string, settingName: BackendName): Promise<string> {
