@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { readLog, startServer, stopLeftoverServers } from './helpers';
 
-// The crash is injected by a test-only preload, so no product code knows about it.
+// The crash comes from a test-only preload, so product code contains no crash hook.
 const PRELOAD = path.join(__dirname, 'crash-preload.js');
 
 jest.setTimeout(60_000);
