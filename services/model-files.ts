@@ -110,7 +110,9 @@ function readWeightFile(filePath: string): ArrayBuffer {
   try {
     bytes = fs.readFileSync(filePath);
   } catch (error) {
-    throw new ModelFileError(`cannot read weight file ${filePath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ModelFileError(`weight file ${filePath} is missing; copy it next to model.json`);
+    throw new ModelFileError(`cannot read weight file ${filePath}: ${code ?? String(error)}`);
   }
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }

@@ -139,9 +139,13 @@ export async function loadModel(directory: string, maxBatchSize: number): Promis
 }
 
 function readMetadata(metadataPath: string): ModelMetadata {
-  const parsed = metadataSchema.safeParse(readJsonFile(metadataPath));
+  const raw = readJsonFile(metadataPath);
+  const parsed = metadataSchema.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    const problems = parsed.error.issues.map((issue) => {
+      const value = issue.path.reduce<unknown>((node, key) => (node as Record<PropertyKey, unknown> | undefined)?.[key], raw);
+      return `${issue.path.join('.') || '(root)'}: ${issue.message} (found ${JSON.stringify(value) ?? 'nothing'})`;
+    });
     throw new ModelFileError(`${metadataPath} is invalid: ${problems.join('; ')}`);
   }
   return parsed.data;
