@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import request from 'supertest';
 import { LoadedModel, loadModel } from '../services/model';
@@ -213,6 +215,41 @@ describe('request body limit', () => {
     expectProblem(response, 413);
     expect(response.body.detail).toContain('MAX_BODY_BYTES');
     expectNoLeak(response);
+  });
+
+  test('multipart over MAX_BODY_BYTES is 413', async () => {
+    const response = await request(testApp.app).post('/predict').attach('image', Buffer.alloc(2000, 1), 'big.png');
+
+    expectProblem(response, 413);
+    expect(response.body.detail).toContain('MAX_BODY_BYTES');
+  });
+
+  test('chunked multipart is 411', async () => {
+    const server = testApp.app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as AddressInfo;
+
+    try {
+      const response = await new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
+        const call = http.request(
+          { host: '127.0.0.1', port, method: 'POST', path: '/predict', headers: { 'Content-Type': 'multipart/form-data; boundary=x', 'Transfer-Encoding': 'chunked' } },
+          (res) => {
+            let body = '';
+            res.on('data', (chunk) => (body += chunk));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+          },
+        );
+        call.on('error', reject);
+        call.write('--x\r\n');
+        call.end('--x--\r\n');
+      });
+
+      expect(response.status).toBe(411);
+      expect(response.type).toMatch(/^application\/problem\+json/);
+      expect(JSON.parse(response.body).detail).toContain('Content-Length');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
