@@ -52,8 +52,9 @@ interface Slice {
  *
  * A batch starts with `setImmediate` when the first input reaches an idle model, so callers whose
  * inputs arrive in the same event-loop turn share the call and a lone request waits on no timer.
- * With MAX_BATCH_DELAY_MS above 0, a batch that is not full waits up to that long for more inputs.
- * Inputs that arrive while a call runs wait for the next call. Jobs are served first in, first out,
+ * With MAX_BATCH_DELAY_MS above 0, such a batch waits up to that long for more inputs unless it
+ * fills first. Inputs that arrive while a call runs wait for the next call, which starts in the
+ * next turn without a delay. Jobs are served first in, first out,
  * and a job larger than a batch is split over consecutive calls.
  */
 export class PredictionBatcher {

@@ -47,8 +47,8 @@ export async function startTestApp(env: Record<string, string> = {}, model?: Loa
   lifecycle.modelLoaded = true;
   lifecycle.databaseOpen = true;
 
-  // Each app gets its own batcher, so that its MAX_BATCH_* and MAX_QUEUED_INPUTS apply, while the
-  // model itself is loaded once per test file.
+  // Each app gets its own batcher, so that its MAX_BATCH_SIZE, MAX_BATCH_DELAY_MS and
+  // MAX_QUEUED_INPUTS apply, while the model itself is loaded once per test file.
   const batcher = new PredictionBatcher(loadedModel, {
     maxBatchSize: config.MAX_BATCH_SIZE,
     maxDelayMs: config.MAX_BATCH_DELAY_MS,
