@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
 import type { AppServices } from './services/app-services';
 import { selectBackend } from './services/backend';
+import { PredictionBatcher } from './services/batcher';
 import { Config, loadConfig } from './services/config';
 import { Db, openDatabase } from './services/database';
 import { Lifecycle } from './services/lifecycle';
@@ -171,16 +172,22 @@ async function main(): Promise<void> {
     return exitWithError(log, 'model could not be loaded', error);
   }
 
+  const batcher = new PredictionBatcher(model, {
+    maxBatchSize: config.MAX_BATCH_SIZE,
+    maxDelayMs: config.MAX_BATCH_DELAY_MS,
+    maxQueuedInputs: config.MAX_QUEUED_INPUTS,
+  });
   const runner = new TaskRunner({
     db: running.db,
     model,
+    batcher,
     logger,
     limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
     chunkSize: config.TASK_CHUNK_SIZE,
     ttlSeconds: config.TASK_TTL_SECONDS,
   });
   running.runner = runner;
-  const services: AppServices = { config, logger, db: running.db, model, runner, lifecycle };
+  const services: AppServices = { config, logger, db: running.db, model, batcher, runner, lifecycle };
 
   try {
     running.server = await listen(createApp(services), config.HOST, config.PORT);

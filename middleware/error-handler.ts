@@ -107,7 +107,9 @@ export function handleErrors(logger: winston.Logger): ErrorRequestHandler {
 
     const problem = classify(error);
     const title = STATUS_CODES[problem.status] ?? 'Error';
-    if (problem.status >= 500) {
+    // An exposed 5xx, such as the 503 of a full prediction queue, is an expected response under load:
+    // its access line records it, so only unexpected errors get a line with the stack.
+    if (problem.status >= 500 && !problem.expose) {
       logger.error('request failed', { status: problem.status, method: req.method, path: req.originalUrl.split('?')[0], ...errorFields(error) });
     }
     res.locals.errorDetail = problem.expose ? problem.detail : title;

@@ -64,7 +64,7 @@ orders.post(parseMultipart, async function createOrderRoute(req, res) {
   }
   const preferAsync = prefersAsync(req);
   const place = async () => {
-    const result = await createOrder(services.db, services.model, orderSettings(services), { userId: user.id, ...request, preferAsync });
+    const result = await createOrder(services.db, services.model, services.batcher, orderSettings(services), { userId: user.id, ...request, preferAsync });
     if (result.status === 202) services.runner.wake();
     return result;
   };

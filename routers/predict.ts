@@ -36,6 +36,6 @@ predict.post(parseMultipart, async function predictRoute(req, res) {
     res.status(202).location(`/tasks/${taskId}`).json({ id: taskId, status: 'queued' });
     return;
   }
-  res.json(await predictNow(services.model, items, limits));
+  res.json(await predictNow(services.model, services.batcher, items, limits));
 });
 predict.all(rejectOtherMethods(predict));

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import type winston from 'winston';
+import type { PredictionBatcher } from './batcher';
 import type { Config } from './config';
 import type { Db } from './database';
 import type { Lifecycle } from './lifecycle';
@@ -12,6 +13,7 @@ export interface AppServices {
   logger: winston.Logger;
   db: Db;
   model: LoadedModel;
+  batcher: PredictionBatcher;
   runner: TaskRunner;
   lifecycle: Lifecycle;
 }

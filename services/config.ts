@@ -36,6 +36,8 @@ const configSchema = z.object({
   MAX_IMAGE_PIXELS: integer(1).default(25_000_000),
   MAX_BODY_BYTES: integer(1).default(16 * MB),
   MAX_BATCH_SIZE: integer(1, 4096).default(32),
+  MAX_BATCH_DELAY_MS: integer(0, 1000).default(0),
+  MAX_QUEUED_INPUTS: integer(1, 1_000_000).default(4096),
   TASK_CHUNK_SIZE: integer(1, 1000).default(8),
   TASK_TTL_SECONDS: integer(1).default(86_400),
   SHUTDOWN_TIMEOUT_MS: integer(0, 3_600_000).default(10_000),

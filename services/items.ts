@@ -1,3 +1,4 @@
+import type { PredictionBatcher } from './batcher';
 import type { Db } from './database';
 import type { LoadedModel, Prediction } from './model';
 import { ImageLimits, checkImage, imageToInput, pixelsToInput } from './model-input';
@@ -47,17 +48,22 @@ export function checkItems(items: ItemInput[], model: LoadedModel, limits: Image
 }
 
 /**
- * Decodes and preprocesses every item, then classifies them all. Any bad item fails the whole call
- * with its 4xx error, as a synchronous request requires.
+ * Checks every item, then, once the batcher admits the request, decodes and preprocesses the images
+ * and classifies all items. Any bad item fails the whole call with its 4xx error, as a synchronous
+ * request requires, and a full queue fails it with 503 before any image is decoded.
  */
-export async function classifyItems(items: ItemInput[], model: LoadedModel, limits: ImageLimits): Promise<Prediction[]> {
-  checkItems(items, model, limits);
-  const inputs = await Promise.all(
-    items.map((item) =>
-      item.kind === 'image' ? imageToInput(item.bytes, item.path, model, limits) : Promise.resolve(pixelsToInput(item.pixels, item.path, model)),
-    ),
+export async function classifyItems(items: ItemInput[], model: LoadedModel, batcher: PredictionBatcher, limits: ImageLimits): Promise<Prediction[]> {
+  // Pixel arrays are converted once here, and images only format-checked, so that a malformed
+  // request gets its 400 even when the queue is full.
+  const checked = items.map((item) => {
+    if (item.kind === 'pixels') return pixelsToInput(item.pixels, item.path, model);
+    checkImage(item.bytes, item.path, limits);
+    return item;
+  });
+
+  return batcher.admitAndPredict(items.length, () =>
+    Promise.all(checked.map((entry) => (entry instanceof Float32Array ? entry : imageToInput(entry.bytes, entry.path, model, limits)))),
   );
-  return model.predict(inputs);
 }
 
 /** Stores items as pending, to be classified later by the task runner. */
@@ -104,7 +110,14 @@ export function countItems(db: Db, ownerId: string): Record<StoredItem['status']
  * fails to decode is marked failed with its message and does not stop the others. Returns how
  * many items were processed (0 when none was pending).
  */
-export async function classifyPendingItems(db: Db, ownerId: string, limit: number, model: LoadedModel, limits: ImageLimits): Promise<number> {
+export async function classifyPendingItems(
+  db: Db,
+  ownerId: string,
+  limit: number,
+  model: LoadedModel,
+  batcher: PredictionBatcher,
+  limits: ImageLimits,
+): Promise<number> {
   const rows = db
     .prepare("SELECT idx, input_kind, input FROM items WHERE owner_id = ? AND status = 'pending' ORDER BY idx LIMIT ?")
     .all(ownerId, limit) as Pick<ItemRow, 'idx' | 'input_kind' | 'input'>[];
@@ -122,8 +135,9 @@ export async function classifyPendingItems(db: Db, ownerId: string, limit: numbe
     }),
   );
 
+  // The chunk is work already accepted, so it bypasses the admission check and waits its turn.
   const ready = prepared.filter((item) => item.input !== null);
-  const predictions = await model.predict(ready.map((item) => item.input as Float32Array));
+  const predictions = await batcher.predict(ready.map((item) => item.input as Float32Array));
 
   const markClassified = db.prepare(
     `UPDATE items SET status = 'classified', input = NULL, label = ?, confidence = ?, probabilities = ?, model_name = ?, model_version = ?

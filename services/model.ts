@@ -63,7 +63,10 @@ export class LoadedModel {
     return this.inputSize.height * this.inputSize.width * this.inputSize.channels;
   }
 
-  /** Classifies inputs of `inputLength` values each, in model calls of at most MAX_BATCH_SIZE. */
+  /**
+   * Classifies inputs of `inputLength` values each, in model calls of at most MAX_BATCH_SIZE,
+   * outside the PredictionBatcher's queue. Request paths use the batcher instead.
+   */
   async predict(inputs: Float32Array[]): Promise<Prediction[]> {
     const predictions: Prediction[] = [];
     for (let start = 0; start < inputs.length; start += this.maxBatchSize) {
@@ -73,15 +76,28 @@ export class LoadedModel {
     return predictions;
   }
 
-  private async predictBatch(inputs: Float32Array[]): Promise<Prediction[]> {
+  /**
+   * Runs one model call on the inputs, which should number at most MAX_BATCH_SIZE. Returns one
+   * prediction per input, in order. Throws when an input does not have `inputLength` values.
+   */
+  async predictBatch(inputs: Float32Array[]): Promise<Prediction[]> {
     const length = this.inputLength;
     const flat = new Float32Array(inputs.length * length);
-    inputs.forEach((input, i) => flat.set(input, i * length));
+    for (let i = 0; i < inputs.length; i++) {
+      // Without this check a shorter input would be padded with zeros and classified as if valid.
+      if (inputs[i].length !== length) {
+        throw new Error(`input ${i} of the batch has ${inputs[i].length} values; the model takes ${length}`);
+      }
+      flat.set(inputs[i], i * length);
+    }
     const { height, width, channels } = this.inputSize;
 
     // Input [batch, height, width, channels]; output [batch, labels]. The tidy frees the input and
-    // every intermediate; the output is freed below once its values are read.
-    const output = tf.tidy(() => this.network.predict(tf.tensor4d(flat, [inputs.length, height, width, channels])) as tf.Tensor);
+    // every intermediate; the output is freed below once its values are read. A Layers model splits
+    // its input into calls of 32 by default, so batchSize is set to the whole batch.
+    const output = tf.tidy(
+      () => this.network.predict(tf.tensor4d(flat, [inputs.length, height, width, channels]), { batchSize: inputs.length }) as tf.Tensor,
+    );
     let values: Float32Array;
     try {
       values = (await output.data()) as Float32Array;
@@ -89,13 +105,18 @@ export class LoadedModel {
       output.dispose();
     }
 
-    const labelCount = this.metadata.labels.length;
-    return inputs.map((_, row) => {
-      const probabilities = Array.from(values.subarray(row * labelCount, (row + 1) * labelCount), roundProbability);
+    const labels = this.metadata.labels;
+    const predictions: Prediction[] = new Array(inputs.length);
+    for (let row = 0; row < inputs.length; row++) {
+      const probabilities: number[] = new Array(labels.length);
       let best = 0;
-      for (let i = 1; i < labelCount; i++) if (probabilities[i] > probabilities[best]) best = i;
-      return { label: this.metadata.labels[best], confidence: probabilities[best], probabilities };
-    });
+      for (let i = 0; i < labels.length; i++) {
+        probabilities[i] = roundProbability(values[row * labels.length + i]);
+        if (probabilities[i] > probabilities[best]) best = i;
+      }
+      predictions[row] = { label: labels[best], confidence: probabilities[best], probabilities };
+    }
+    return predictions;
   }
 }
 

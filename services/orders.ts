@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import createError from 'http-errors';
+import type { PredictionBatcher } from './batcher';
 import type { Db } from './database';
 import { ItemInput, StoredItem, checkItems, classifyItems, countItems, insertClassifiedItems, insertPendingItems, listItems } from './items';
 import type { LoadedModel } from './model';
@@ -57,11 +58,13 @@ interface OrderRow {
 /**
  * Places an order. Small orders are classified during the request. Orders of more than
  * SYNC_MAX_ITEMS items, or sent with `Prefer: respond-async`, become a task that the runner
- * classifies in the background.
+ * classifies in the background. A synchronous order is rejected with 503, and nothing is stored,
+ * when the prediction queue is full.
  */
 export async function createOrder(
   db: Db,
   model: LoadedModel,
+  batcher: PredictionBatcher,
   settings: OrderSettings,
   request: { userId: string; items: ItemInput[]; note: string | null; preferAsync: boolean },
 ): Promise<CreateOrderResult> {
@@ -83,7 +86,7 @@ export async function createOrder(
     return { status: 202, location: `/tasks/${task.id}`, body: { id: task.id, status: 'queued', orderId: id } };
   }
 
-  const predictions = await classifyItems(request.items, model, settings.limits);
+  const predictions = await classifyItems(request.items, model, batcher, settings.limits);
   db.transaction(() => {
     insertOrder.run(id, request.userId, 'completed', request.note, settings.unitPrice, settings.currency, null, now, now);
     insertClassifiedItems(db, id, predictions, model);

@@ -1,3 +1,4 @@
+import type { PredictionBatcher } from './batcher';
 import type { Db } from './database';
 import { ItemInput, checkItems, classifyItems, insertPendingItems } from './items';
 import type { LoadedModel, Prediction } from './model';
@@ -9,9 +10,12 @@ export interface PredictResponse {
   model: { name: string; version: string };
 }
 
-/** Classifies items during the request; any bad item fails the whole request with its 4xx error. */
-export async function predictNow(model: LoadedModel, items: ItemInput[], limits: ImageLimits): Promise<PredictResponse> {
-  const predictions = await classifyItems(items, model, limits);
+/**
+ * Classifies items during the request. Any bad item fails the whole request with its 4xx error,
+ * and a full prediction queue fails it with 503.
+ */
+export async function predictNow(model: LoadedModel, batcher: PredictionBatcher, items: ItemInput[], limits: ImageLimits): Promise<PredictResponse> {
+  const predictions = await classifyItems(items, model, batcher, limits);
   return { predictions, model: { name: model.metadata.name, version: model.metadata.version } };
 }
 

@@ -1,4 +1,5 @@
 import type winston from 'winston';
+import type { PredictionBatcher } from './batcher';
 import type { Db } from './database';
 import { errorFields } from './logger';
 import { classifyPendingItems, countItems, listItems } from './items';
@@ -10,6 +11,7 @@ import { TaskRecord, claimNextTask, deleteExpiredTasks, finishTask, readTaskStat
 export interface TaskRunnerOptions {
   db: Db;
   model: LoadedModel;
+  batcher: PredictionBatcher;
   logger: winston.Logger;
   limits: ImageLimits;
   chunkSize: number;
@@ -92,7 +94,7 @@ export class TaskRunner {
 
   /** Processes one chunk. Returns true when the task has ended or was handed back to the queue. */
   private async processChunk(task: TaskRecord): Promise<boolean> {
-    const { db, model, limits, chunkSize, logger } = this.options;
+    const { db, model, batcher, limits, chunkSize, logger } = this.options;
 
     const status = readTaskStatus(db, task.id);
     if (status !== 'running') {
@@ -110,7 +112,7 @@ export class TaskRunner {
       return true;
     }
 
-    const processed = await classifyPendingItems(db, task.itemOwnerId, chunkSize, model, limits);
+    const processed = await classifyPendingItems(db, task.itemOwnerId, chunkSize, model, batcher, limits);
     const counts = countItems(db, task.itemOwnerId);
     updateProgress(db, task.id, counts.classified + counts.failed);
     if (processed > 0 && counts.pending > 0) return false;

@@ -21,6 +21,8 @@ describe('loadConfig', () => {
     ['MAX_IMAGE_PIXELS', 25_000_000],
     ['MAX_BODY_BYTES', 16 * MB],
     ['MAX_BATCH_SIZE', 32],
+    ['MAX_BATCH_DELAY_MS', 0],
+    ['MAX_QUEUED_INPUTS', 4096],
     ['TASK_CHUNK_SIZE', 8],
     ['TASK_TTL_SECONDS', 86_400],
     ['SHUTDOWN_TIMEOUT_MS', 10_000],
@@ -61,6 +63,8 @@ describe('loadConfig', () => {
     ['TF_BACKEND', 'gpu', /"node"\|"wasm"\|"cpu"/],
     ['CURRENCY', 'usd', /three-letter ISO 4217 code such as USD/],
     ['SYNC_MAX_ITEMS', '0', /at least 1/],
+    ['MAX_BATCH_DELAY_MS', '1001', /at most 1000/],
+    ['MAX_QUEUED_INPUTS', '0', /at least 1/],
     ['LOG_LEVEL', 'loud', /"error"\|"warn"\|"info"\|"debug"/],
     ['LOG_CONSOLE', 'yes', /"true"\|"false"/],
   ])('invalid %s=%s throws', (name, value, accepted) => {

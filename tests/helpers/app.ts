@@ -6,6 +6,7 @@ import request from 'supertest';
 import { createApp } from '../../app';
 import type { AppServices } from '../../services/app-services';
 import { selectBackend } from '../../services/backend';
+import { PredictionBatcher } from '../../services/batcher';
 import { loadConfig } from '../../services/config';
 import { openDatabase } from '../../services/database';
 import { Lifecycle } from '../../services/lifecycle';
@@ -46,15 +47,23 @@ export async function startTestApp(env: Record<string, string> = {}, model?: Loa
   lifecycle.modelLoaded = true;
   lifecycle.databaseOpen = true;
 
+  // Each app gets its own batcher, so that its MAX_BATCH_SIZE, MAX_BATCH_DELAY_MS and
+  // MAX_QUEUED_INPUTS apply, while the model itself is loaded once per test file.
+  const batcher = new PredictionBatcher(loadedModel, {
+    maxBatchSize: config.MAX_BATCH_SIZE,
+    maxDelayMs: config.MAX_BATCH_DELAY_MS,
+    maxQueuedInputs: config.MAX_QUEUED_INPUTS,
+  });
   const runner = new TaskRunner({
     db,
     model: loadedModel,
+    batcher,
     logger: log.logger,
     limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
     chunkSize: config.TASK_CHUNK_SIZE,
     ttlSeconds: config.TASK_TTL_SECONDS,
   });
-  const services: AppServices = { config, logger: log.logger, db, model: loadedModel, runner, lifecycle };
+  const services: AppServices = { config, logger: log.logger, db, model: loadedModel, batcher, runner, lifecycle };
 
   return {
     app: createApp(services),
