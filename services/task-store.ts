@@ -172,6 +172,12 @@ export function requeueTasksClaimedBy(db: Db, pid: number): string[] {
   return rows.map((row) => row.id);
 }
 
+/** Returns the running tasks claimed by process `pid`. */
+export function listTasksClaimedBy(db: Db, pid: number): TaskRecord[] {
+  const rows = db.prepare("SELECT * FROM tasks WHERE status = 'running' AND claimed_by_pid = ?").all(pid) as TaskRow[];
+  return rows.map(toRecord);
+}
+
 /** Counts tasks that still wait to run or are running. */
 export function countUnfinishedTasks(db: Db): number {
   const row = db.prepare("SELECT COUNT(*) AS count FROM tasks WHERE status IN ('queued', 'running')").get() as { count: number };
