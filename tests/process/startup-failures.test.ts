@@ -199,8 +199,8 @@ describe('server startup failures', () => {
   }
 });
 
-// The primary checks the configuration and opens the log file; each worker loads the backend, the
-// database and the model and listens, and the primary logs the first worker's failure.
+// In a cluster the primary checks the configuration and opens the log file. The workers do the
+// rest of the start, and the primary logs the first failure that a worker reports.
 describe('cluster startup failures', () => {
   for (const failure of cases) {
     const register = failure.skip ? test.skip : test;
