@@ -48,6 +48,8 @@ class ClusterPrimary {
   private readonly workers = new Map<number, WorkerState>();
   private phase: Phase = 'starting';
   private signal: string | null = null;
+  /** Set once every worker of the first start is ready and 'server started' is logged. */
+  private serverStarted = false;
   /** Set when a worker failed to start: the primary then stops the others and exits 1. */
   private startupFailed = false;
   /** Workers that were running when the shutdown began, with how they exited. */
@@ -127,6 +129,7 @@ class ClusterPrimary {
 
   private logStarted(details: WorkerReadyDetails): void {
     this.phase = 'running';
+    this.serverStarted = true;
     this.logger.info('server started', {
       workers: this.workers.size,
       ...details,
@@ -216,7 +219,10 @@ class ClusterPrimary {
     this.logger.error('task failed', { taskId: task.id, error: message });
   }
 
-  /** Logs why a worker did not start, stops the others and exits 1 once they have exited. */
+  /**
+   * Logs why a worker did not start, stops the others and exits 1 once they have exited. A
+   * replacement that fails to start stops the cluster too, because it would most likely fail again.
+   */
   private failStartup(state: WorkerState, exit: ExitStatus): void {
     const fields = { workerId: state.id, pid: state.pid };
     if (state.startupFailure) {
@@ -263,7 +269,8 @@ class ClusterPrimary {
       this.logger.error('database could not be closed cleanly', errorFields(error));
     }
 
-    if (this.startupFailed) {
+    // A first start that failed ends with the cause as its last error line, as in a single process.
+    if (this.startupFailed && !this.serverStarted) {
       await this.log.close();
       process.exit(1);
     }
@@ -277,11 +284,11 @@ class ClusterPrimary {
       signal: this.signal,
       forced,
       workers: this.stopped.length,
-      // NOTE: these counts cover the workers that stopped at this shutdown. A worker that died
-      // earlier took its counts with it, but its lines are in the log.
       workersLost: this.workersLost,
       workerExits: this.stopped.map(({ state, exit }) => ({ workerId: state.id, pid: state.pid, code: exit.code, signal: exit.signal })),
       uptimeMs: Date.now() - this.startedAt,
+      // NOTE: these counts cover the workers that stopped at this shutdown. A worker that died
+      // earlier took its counts with it, but its lines are in the log.
       requestsServed: total((summary) => summary.requestsServed),
       tasksSucceeded: total((summary) => summary.tasksSucceeded),
       tasksFailed: this.tasksFailed + total((summary) => summary.tasksFailed),
@@ -289,7 +296,7 @@ class ClusterPrimary {
       tasksLeftQueued,
     });
     await this.log.close();
-    process.exit(workersClean && !forced ? 0 : 1);
+    process.exit(workersClean && !forced && !this.startupFailed ? 0 : 1);
   }
 }
 

@@ -1,8 +1,11 @@
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {
   LogRecord,
+  MODEL_DIR,
   isJson,
   isRunningWithItemsLeft,
   placeAsyncOrder,
@@ -20,8 +23,8 @@ import {
 const TEST_TIMEOUT_MS = 120_000;
 const TASK_TIMEOUT_MS = 60_000;
 
-// Large enough that a task still has items left when the test acts on it: 600 items took about
-// 4 s in one process on 2 cores with one busy.
+// Large enough that a task still has items left when the test acts on it; lifecycle.test.ts uses
+// the same size for the same reason.
 const ORDER_ITEMS = 600;
 
 const CLUSTER = { WORKERS: '2' };
@@ -320,6 +323,37 @@ describe('cluster of two workers', () => {
       expect(withMessage(primaryRecords, 'shutdown already in progress; signal ignored')).toHaveLength(1);
       expect(withMessage(records, 'shutdown complete')).toHaveLength(1);
       expect(records[records.length - 1].message).toBe('shutdown complete');
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'replacement that fails to start stops the cluster',
+    async () => {
+      // A copy of the model that the test removes once the first workers have loaded it.
+      const modelDir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferline-cluster-model-'));
+      for (const file of ['model.json', 'weights.bin', 'metadata.json']) fs.copyFileSync(path.join(MODEL_DIR, file), path.join(modelDir, file));
+      try {
+        const server = await startServer({ ...CLUSTER, MODEL_DIR: modelDir });
+        const ready = await server.waitForStdoutRecord((record) => record.message === 'worker started');
+
+        fs.rmSync(modelDir, { recursive: true, force: true });
+        process.kill(ready.pid, 'SIGKILL');
+        const exit = await server.waitForExit();
+
+        const records = readLog(server.logDir);
+        const errors = records.filter((record) => record.level === 'error');
+        const summary = records[records.length - 1];
+        expect(exit).toEqual({ code: 1, signal: null });
+        expect(errors.map((record) => record.message)).toEqual(['worker exited', 'model could not be loaded']);
+        expect(errors[1].error).toContain(modelDir);
+        expect(errors[1].workerId).toBe(3);
+        expect(summary.message).toBe('shutdown complete');
+        expect(summary.workersLost).toBe(1);
+        expect(withMessage(records, 'worker stopped')).toHaveLength(1);
+      } finally {
+        fs.rmSync(modelDir, { recursive: true, force: true });
+      }
     },
     TEST_TIMEOUT_MS,
   );
