@@ -1,21 +1,29 @@
 /**
- * The process entry point: configuration, logger, backend, database, model, then listen. On
- * SIGTERM or SIGINT it drains requests and the task runner, closes the database, logs a summary
- * and flushes the log file before exiting.
+ * The process entry point. With WORKERS=1 this process is the server: configuration, logger,
+ * backend, database, model, then listen. On SIGTERM or SIGINT it drains requests and the task
+ * runner, closes the database, logs a summary and flushes the log file before exiting.
+ *
+ * With WORKERS > 1 it becomes the cluster primary (services/cluster-primary.ts), which forks the
+ * workers. Each worker runs this file too, as a server that sends its log lines to the primary and
+ * reports its start and its stop to it.
  */
+import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
 import type { AppServices } from './services/app-services';
 import { selectBackend } from './services/backend';
 import { PredictionBatcher } from './services/batcher';
+import { runPrimary } from './services/cluster-primary';
+import { WorkerSummary, isPrimaryMessage } from './services/cluster-messages';
 import { Config, loadConfig } from './services/config';
 import { Db, openDatabase } from './services/database';
 import { Lifecycle } from './services/lifecycle';
 import { AppLogger, createLogger, errorFields } from './services/logger';
 import { loadModel } from './services/model';
+import { exitWithError } from './services/process-exit';
 import { TaskRunner } from './services/task-runner';
-import { countUnfinishedTasks, requeueRunningTasks } from './services/task-store';
+import { countUnfinishedTasks, requeueRunningTasks, requeueTasksClaimedBy } from './services/task-store';
 
 interface Running {
   config: Config;
@@ -26,15 +34,15 @@ interface Running {
   server: Server | null;
 }
 
-/** Logs a fatal error, flushes the log file and exits with code 1. */
-async function exitWithError(log: AppLogger | null, message: string, error: unknown): Promise<never> {
-  if (log) {
-    log.logger.error(message, errorFields(error));
-    await log.close().catch(() => undefined);
-  } else {
-    // The logger itself could not start, so write the one JSON line by hand.
-    process.stderr.write(`${JSON.stringify({ level: 'error', message, ...errorFields(error), timestamp: new Date().toISOString() })}\n`);
-  }
+/**
+ * Ends a start that failed. A cluster worker sends the cause to the primary, which logs it and
+ * stops; a single process logs it itself.
+ */
+async function failStartup(log: AppLogger, message: string, error: unknown): Promise<never> {
+  if (!log.ipc) return exitWithError(log, message, error);
+
+  log.ipc.send({ type: 'startup-failed', message, ...errorFields(error) });
+  await log.close();
   process.exit(1);
 }
 
@@ -66,6 +74,7 @@ function waitWithTimeout(work: Promise<unknown>, timeoutMs: number): Promise<boo
  * Stops the service once: no new connections, in-flight requests and the current task chunk
  * finish (up to SHUTDOWN_TIMEOUT_MS), unfinished tasks stay queued for the next start, the database
  * closes, a summary is logged and the log is flushed. Exits 0, or 1 when the timeout forced it.
+ * A cluster worker logs and reports its own counts instead, and the primary logs the summary.
  */
 async function shutDown(running: Running, signal: string): Promise<never> {
   const { config, log, lifecycle, server, runner, db } = running;
@@ -88,8 +97,13 @@ async function shutDown(running: Running, signal: string): Promise<never> {
   let tasksLeftQueued: number | null = null;
   if (db) {
     try {
-      requeueRunningTasks(db);
-      tasksLeftQueued = countUnfinishedTasks(db);
+      if (log.ipc) {
+        // Other workers still run their own tasks, so a worker hands back only the ones it claimed.
+        requeueTasksClaimedBy(db, process.pid);
+      } else {
+        requeueRunningTasks(db);
+        tasksLeftQueued = countUnfinishedTasks(db);
+      }
       db.close();
     } catch (error) {
       logger.error('database could not be closed cleanly', errorFields(error));
@@ -97,42 +111,54 @@ async function shutDown(running: Running, signal: string): Promise<never> {
     lifecycle.databaseOpen = false;
   }
 
-  logger.info('shutdown complete', {
-    signal,
+  const summary: WorkerSummary = {
     forced: !drained,
-    uptimeMs: Date.now() - lifecycle.startedAt,
     requestsServed: lifecycle.requestsServed,
     tasksSucceeded: runner?.counts.succeeded ?? 0,
     tasksFailed: runner?.counts.failed ?? 0,
     tasksCancelled: runner?.counts.cancelled ?? 0,
-    tasksLeftQueued,
-  });
+  };
+  const uptimeMs = Date.now() - lifecycle.startedAt;
+  if (log.ipc) {
+    logger.info('worker stopped', { signal, uptimeMs, ...summary });
+    log.ipc.send({ type: 'stopped', summary });
+  } else {
+    logger.info('shutdown complete', { signal, uptimeMs, ...summary, tasksLeftQueued });
+  }
   await log.close();
   process.exit(drained ? 0 : 1);
 }
 
-async function main(): Promise<void> {
-  const startedAt = Date.now();
-
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    return exitWithError(null, 'invalid configuration', error);
+/** Creates the logger: to the file and the console, or to the primary in a cluster worker. */
+function createProcessLogger(config: Config): AppLogger {
+  if (cluster.isWorker) {
+    return createLogger({
+      level: config.LOG_LEVEL,
+      logDir: null,
+      console: false,
+      sendToPrimary: true,
+      defaultMeta: { workerId: cluster.worker?.id, pid: process.pid },
+    });
   }
+  return createLogger({ level: config.LOG_LEVEL, logDir: config.LOG_DIR, console: config.LOG_CONSOLE });
+}
 
+/** Runs the server in this process: the whole service, or one worker of a cluster. */
+async function runServer(config: Config, startedAt: number): Promise<void> {
   let log: AppLogger;
   try {
-    log = createLogger({ level: config.LOG_LEVEL, logDir: config.LOG_DIR, console: config.LOG_CONSOLE });
+    log = createProcessLogger(config);
   } catch (error) {
     return exitWithError(null, `log file in LOG_DIR=${config.LOG_DIR} cannot be written`, error);
   }
   const { logger } = log;
-  process.on('uncaughtException', (error) => void exitWithError(log, 'uncaught exception', error));
-  process.on('unhandledRejection', (reason) => void exitWithError(log, 'unhandled promise rejection', reason));
-
   const lifecycle = new Lifecycle();
   const running: Running = { config, log, lifecycle, db: null, runner: null, server: null };
+
+  const fail = (message: string, error: unknown) => (running.server ? exitWithError(log, message, error) : failStartup(log, message, error));
+  process.on('uncaughtException', (error) => void fail('uncaught exception', error));
+  process.on('unhandledRejection', (reason) => void fail('unhandled promise rejection', reason));
+
   let shutdown: Promise<never> | null = null;
   const onSignal = (signal: string) => {
     if (shutdown) {
@@ -154,14 +180,14 @@ async function main(): Promise<void> {
   try {
     backend = await selectBackend(config.TF_BACKEND);
   } catch (error) {
-    return exitWithError(log, 'TF.js backend could not be started', error);
+    return failStartup(log, 'TF.js backend could not be started', error);
   }
 
   try {
     running.db = openDatabase(config.DATABASE_PATH, config.DATABASE_BUSY_TIMEOUT_MS);
     lifecycle.databaseOpen = true;
   } catch (error) {
-    return exitWithError(log, `database at DATABASE_PATH=${config.DATABASE_PATH} could not be opened`, error);
+    return failStartup(log, `database at DATABASE_PATH=${config.DATABASE_PATH} could not be opened`, error);
   }
 
   let model: Awaited<ReturnType<typeof loadModel>>;
@@ -169,7 +195,7 @@ async function main(): Promise<void> {
     model = await loadModel(config.MODEL_DIR, config.MAX_BATCH_SIZE);
     lifecycle.modelLoaded = true;
   } catch (error) {
-    return exitWithError(log, 'model could not be loaded', error);
+    return failStartup(log, 'model could not be loaded', error);
   }
 
   const batcher = new PredictionBatcher(model, {
@@ -177,6 +203,7 @@ async function main(): Promise<void> {
     maxDelayMs: config.MAX_BATCH_DELAY_MS,
     maxQueuedInputs: config.MAX_QUEUED_INPUTS,
   });
+  const ipc = log.ipc;
   const runner = new TaskRunner({
     db: running.db,
     model,
@@ -185,6 +212,8 @@ async function main(): Promise<void> {
     limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
     chunkSize: config.TASK_CHUNK_SIZE,
     ttlSeconds: config.TASK_TTL_SECONDS,
+    // The primary passes it on, so that idle workers take the task while this one is busy.
+    announceTaskQueued: ipc ? () => ipc.send({ type: 'task-queued' }) : undefined,
   });
   running.runner = runner;
   const services: AppServices = { config, logger, db: running.db, model, batcher, runner, lifecycle };
@@ -192,22 +221,51 @@ async function main(): Promise<void> {
   try {
     running.server = await listen(createApp(services), config.HOST, config.PORT);
   } catch (error) {
-    return exitWithError(log, `server could not listen on ${config.HOST}:${config.PORT}`, error);
+    return failStartup(log, `server could not listen on ${config.HOST}:${config.PORT}`, error);
   }
-  // Tasks left running by a crash, or queued at the last shutdown, continue now.
-  requeueRunningTasks(running.db);
-  runner.wake();
-
   const address = running.server.address() as AddressInfo;
-  logger.info('server started', {
+  const details = {
     backend,
     model: model.metadata.name,
     modelVersion: model.metadata.version,
     inputShape: model.metadata.inputShape,
     address: `http://${address.address}:${address.port}`,
+  };
+
+  if (ipc) {
+    // The primary put the tasks of the previous run back in the queue before it forked the
+    // workers; running tasks now belong to live workers.
+    process.on('message', (message) => {
+      if (isPrimaryMessage(message)) runner.wake();
+    });
+    runner.wake();
+    logger.info('worker started', { ...details, startupMs: Date.now() - startedAt });
+    ipc.send({ type: 'ready', details });
+    return;
+  }
+
+  // Tasks left running by a crash, or queued at the last shutdown, continue now.
+  requeueRunningTasks(running.db);
+  runner.wake();
+  logger.info('server started', {
+    ...details,
     startupMs: Date.now() - startedAt,
     tasksPending: countUnfinishedTasks(running.db),
   });
+}
+
+async function main(): Promise<void> {
+  const startedAt = Date.now();
+
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    return exitWithError(null, 'invalid configuration', error);
+  }
+
+  if (cluster.isPrimary && config.WORKERS > 1) return runPrimary(config, startedAt);
+  return runServer(config, startedAt);
 }
 
 void main();

@@ -65,7 +65,7 @@ orders.post(parseMultipart, async function createOrderRoute(req, res) {
   const preferAsync = prefersAsync(req);
   const place = async () => {
     const result = await createOrder(services.db, services.model, services.batcher, orderSettings(services), { userId: user.id, ...request, preferAsync });
-    if (result.status === 202) services.runner.wake();
+    if (result.status === 202) services.runner.notifyTaskQueued();
     return result;
   };
 

@@ -31,7 +31,7 @@ predict.post(parseMultipart, async function predictRoute(req, res) {
 
   if (prefersAsync(req)) {
     const taskId = queuePrediction(services.db, services.model, items, limits, req.user?.id ?? null);
-    services.runner.wake();
+    services.runner.notifyTaskQueued();
     res.setHeader('Preference-Applied', 'respond-async');
     res.status(202).location(`/tasks/${taskId}`).json({ id: taskId, status: 'queued' });
     return;

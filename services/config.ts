@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { z } from 'zod';
 import { BACKEND_NAMES } from './backend';
 
@@ -11,6 +12,17 @@ const integer = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) =>
     .transform(Number)
     .pipe(z.number().int().min(minimum, `must be at least ${minimum}`).max(maximum, `must be at most ${maximum}`));
 
+// Caps WORKERS so that a typo cannot fork thousands of processes, each loading its own model.
+const MAX_WORKERS = 256;
+
+/** "auto" is one worker per core that Node reports as available to the process. */
+const workerCount = z
+  .string()
+  .trim()
+  .regex(/^(auto|\d+)$/, `must be "auto" or a whole number from 1 to ${MAX_WORKERS}`)
+  .transform((value) => (value === 'auto' ? os.availableParallelism() : Number(value)))
+  .pipe(z.number().int().min(1, 'must be at least 1').max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`));
+
 /**
  * Every setting, read from an environment variable of the same name. The README's configuration
  * table lists the same defaults.
@@ -18,6 +30,7 @@ const integer = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) =>
 const configSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: integer(0, 65535).default(3000),
+  WORKERS: workerCount.default(1),
   MODEL_DIR: z.string().min(1).default('models/digits'),
   TF_BACKEND: z.enum(BACKEND_NAMES).optional(),
   DATABASE_PATH: z.string().min(1).default('data/app.db'),

@@ -84,6 +84,15 @@ const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'tasks.claimed_by_pid',
+    // The process that runs a task. With WORKERS > 1, the primary puts the tasks of a worker that
+    // died back in the queue by this id, and leaves the tasks of the other workers alone.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN claimed_by_pid INTEGER;
+    `,
+  },
 ];
 
 /**

@@ -32,7 +32,10 @@ export async function runOnce(
   requestHash: string,
   create: () => Promise<StoredResponse>,
 ): Promise<StoredResponse & { replayed: boolean }> {
-  const claimed = db.transaction(() => {
+  // IMMEDIATE takes the write lock before the SELECT. A deferred transaction that reads first
+  // fails at once with SQLITE_BUSY, without waiting for the busy timeout, when another process
+  // has written in between.
+  const claimTransaction = db.transaction(() => {
     const existing = db
       .prepare('SELECT request_hash, status, location, body FROM idempotency_keys WHERE user_id = ? AND key = ?')
       .get(userId, key) as { request_hash: string; status: number | null; location: string | null; body: string | null } | undefined;
@@ -52,7 +55,8 @@ export async function runOnce(
       throw createError(409, `a request with Idempotency-Key "${key}" is still being processed; retry when it has finished`);
     }
     return { status: existing.status, location: existing.location, body: JSON.parse(existing.body ?? 'null') as unknown, replayed: true };
-  })();
+  });
+  const claimed = claimTransaction.immediate();
   if (claimed) return claimed;
 
   let response: StoredResponse;

@@ -141,9 +141,13 @@ export async function classifyPendingItems(
 
   const markClassified = db.prepare(
     `UPDATE items SET status = 'classified', input = NULL, label = ?, confidence = ?, probabilities = ?, model_name = ?, model_version = ?
-     WHERE owner_id = ? AND idx = ?`,
+     WHERE owner_id = ? AND idx = ? AND status = 'pending'`,
   );
-  const markFailed = db.prepare("UPDATE items SET status = 'failed', input = NULL, error = ? WHERE owner_id = ? AND idx = ?");
+  const markFailed = db.prepare("UPDATE items SET status = 'failed', input = NULL, error = ? WHERE owner_id = ? AND idx = ? AND status = 'pending'");
+  // The `status = 'pending'` conditions keep the first stored result of an item, should two
+  // processes ever classify the same item; each claims a task atomically, so that takes a bug.
+  // The transaction holds SQLite's write lock only for these updates: decoding and the model
+  // ran above, outside it.
   db.transaction(() => {
     ready.forEach((item, i) => {
       const prediction = predictions[i];

@@ -1,20 +1,31 @@
 import path from 'node:path';
 import winston from 'winston';
+import { IpcLogTransport } from './ipc-log-transport';
 import { LogFile } from './log-file';
 import { requestContext } from './request-context';
+
+const MESSAGE = Symbol.for('message');
+// Marks a line that a cluster worker has already formatted, for the primary to write unchanged.
+const FORWARDED_LINE = Symbol('forwardedLine');
 
 export interface LoggerOptions {
   level: string;
   /** Directory of `app.log`; no file is written when it is null. */
   logDir: string | null;
   console: boolean;
+  /** For cluster workers: send every line to the primary, which writes it, instead of the file and the console. */
+  sendToPrimary?: boolean;
+  /** Fields added to every line, such as a worker's id and pid. */
+  defaultMeta?: Record<string, unknown>;
 }
 
 export interface AppLogger {
   logger: winston.Logger;
-  /** Path of the log file, or null when logging only to the console. */
+  /** Path of the log file, or null when logging only to the console or to the primary. */
   filePath: string | null;
-  /** Flushes every line to the log file and closes it. */
+  /** The channel to the primary when `sendToPrimary` was set, else null. */
+  ipc: IpcLogTransport | null;
+  /** Flushes every line to the log file, or to the primary, and closes the file. */
   close(): Promise<void>;
 }
 
@@ -28,30 +39,57 @@ const addRequestContext = winston.format((info) => {
   return info;
 });
 
-/** Creates the JSON-lines logger: one object a line, to the console and to `LOG_DIR/app.log`. */
+// Formats a line with `format`, unless it is a forwarded line, which is already formatted.
+function keepForwardedLines(format: winston.Logform.Format): winston.Logform.Format {
+  return {
+    transform(info, options) {
+      const line = (info as Record<symbol, unknown>)[FORWARDED_LINE];
+      if (typeof line !== 'string') return format.transform(info, options);
+      (info as Record<symbol, unknown>)[MESSAGE] = line;
+      return info;
+    },
+  };
+}
+
+/**
+ * Creates the JSON-lines logger: one object a line, to the console and to `LOG_DIR/app.log`, or,
+ * in a cluster worker, to the primary.
+ */
 export function createLogger(options: LoggerOptions): AppLogger {
-  const format = winston.format.combine(
-    winston.format.timestamp(),
-    addRequestContext(),
-    winston.format.errors({ stack: true }),
-    winston.format.json(),
+  const format = keepForwardedLines(
+    winston.format.combine(winston.format.timestamp(), addRequestContext(), winston.format.errors({ stack: true }), winston.format.json()),
   );
 
   const transports: winston.transport[] = [];
   let file: LogFile | null = null;
-  if (options.logDir !== null) {
-    file = new LogFile(path.join(options.logDir, 'app.log'));
-    transports.push(file);
+  let ipc: IpcLogTransport | null = null;
+  if (options.sendToPrimary) {
+    ipc = new IpcLogTransport();
+    transports.push(ipc);
+  } else {
+    if (options.logDir !== null) {
+      file = new LogFile(path.join(options.logDir, 'app.log'));
+      transports.push(file);
+    }
+    if (options.console) transports.push(new winston.transports.Console());
   }
-  if (options.console) transports.push(new winston.transports.Console());
   if (transports.length === 0) transports.push(new winston.transports.Console({ silent: true }));
 
-  const logger = winston.createLogger({ level: options.level, format, transports, exitOnError: false });
+  const logger = winston.createLogger({ level: options.level, format, transports, exitOnError: false, defaultMeta: options.defaultMeta });
   return {
     logger,
     filePath: file?.filePath ?? null,
-    close: () => file?.closeFile() ?? Promise.resolve(),
+    ipc,
+    close: () => ipc?.flush() ?? file?.closeFile() ?? Promise.resolve(),
   };
+}
+
+/**
+ * Writes a line that a worker formatted, unchanged, through the same transports and in the same
+ * order as this logger's own lines. `level` filters it as it would filter the logger's own.
+ */
+export function writeForwardedLine(logger: winston.Logger, level: string, line: string): void {
+  logger.log({ level, message: '', [FORWARDED_LINE]: line });
 }
 
 /** Turns a caught value into log fields; winston's JSON format would print an Error as `{}`. */

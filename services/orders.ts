@@ -75,6 +75,8 @@ export async function createOrder(
   );
 
   if (request.preferAsync || request.items.length > settings.syncMaxItems) {
+    // Items are checked before the transaction, so the write lock, which blocks the writes of
+    // every other process on the database, is held only for the inserts.
     const checked = checkItems(request.items, model, settings.limits);
     const task = db.transaction(() => {
       insertOrder.run(id, request.userId, 'pending', request.note, settings.unitPrice, settings.currency, null, now, now);
@@ -133,7 +135,8 @@ export function updateOrder(
   changes: { note?: string | null; status?: 'cancelled' },
   taskTtlSeconds: number,
 ): Order {
-  db.transaction(() => {
+  // IMMEDIATE: the transaction reads before it writes (see runOnce in idempotency.ts).
+  const change = db.transaction(() => {
     const row = findOrderRow(db, userId, id);
     const now = new Date().toISOString();
 
@@ -147,7 +150,8 @@ export function updateOrder(
     if (changes.note !== undefined) {
       db.prepare('UPDATE orders SET note = ?, updated_at = ? WHERE id = ?').run(changes.note, now, id);
     }
-  })();
+  });
+  change.immediate();
   return getOrder(db, userId, id);
 }
 

@@ -16,6 +16,8 @@ export interface TaskRunnerOptions {
   limits: ImageLimits;
   chunkSize: number;
   ttlSeconds: number;
+  /** Tells the runners of other processes that share the database that a task was queued. */
+  announceTaskQueued?: () => void;
 }
 
 export interface TaskCounts {
@@ -38,6 +40,12 @@ export class TaskRunner {
 
   constructor(options: TaskRunnerOptions) {
     this.options = options;
+  }
+
+  /** Wakes this runner for a task queued by this process, and the runners of other processes. */
+  notifyTaskQueued(): void {
+    this.wake();
+    this.options.announceTaskQueued?.();
   }
 
   /** Schedules a look for queued tasks on the next turn of the event loop. */
@@ -63,7 +71,7 @@ export class TaskRunner {
     try {
       if (!this.stopping) {
         deleteExpiredTasks(db);
-        task = claimNextTask(db);
+        task = claimNextTask(db, process.pid);
       }
     } catch (error) {
       logger.error('task queue could not be read', errorFields(error));
@@ -73,7 +81,7 @@ export class TaskRunner {
       return;
     }
 
-    logger.info('task started', { taskId: task.id, kind: task.kind, total: task.progress.total });
+    logger.info('task started', { taskId: task.id, kind: task.kind, done: task.progress.done, total: task.progress.total });
     setImmediate(() => this.runChunk(task));
   }
 

@@ -38,6 +38,7 @@ interface TaskRow {
   started_at: string | null;
   finished_at: string | null;
   expires_at: string | null;
+  claimed_by_pid: number | null;
 }
 
 function toRecord(row: TaskRow): TaskRecord {
@@ -92,15 +93,19 @@ export function getVisibleTask(db: Db, id: string, userId: string | null): TaskR
   return task;
 }
 
-/** Claims the oldest queued task by marking it running, atomically. Returns null when none is queued. */
-export function claimNextTask(db: Db): TaskRecord | null {
+/**
+ * Claims the oldest queued task for process `pid` by marking it running. One UPDATE statement
+ * selects and marks the task, so two processes sharing the database never claim the same one.
+ * Returns null when none is queued.
+ */
+export function claimNextTask(db: Db, pid: number): TaskRecord | null {
   const row = db
     .prepare(
-      `UPDATE tasks SET status = 'running', started_at = COALESCE(started_at, ?)
+      `UPDATE tasks SET status = 'running', claimed_by_pid = ?, started_at = COALESCE(started_at, ?)
        WHERE id = (SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at, rowid LIMIT 1)
        RETURNING *`,
     )
-    .get(new Date().toISOString()) as TaskRow | undefined;
+    .get(pid, new Date().toISOString()) as TaskRow | undefined;
   return row ? toRecord(row) : null;
 }
 
@@ -148,12 +153,29 @@ export function cancelTask(db: Db, id: string, ttlSeconds: number): boolean {
 
 /** Puts a running task back in the queue, for the next start or the next runner. */
 export function requeueTask(db: Db, id: string): void {
-  db.prepare("UPDATE tasks SET status = 'queued' WHERE id = ? AND status = 'running'").run(id);
+  db.prepare("UPDATE tasks SET status = 'queued', claimed_by_pid = NULL WHERE id = ? AND status = 'running'").run(id);
 }
 
-/** Puts every running task back in the queue; called at startup, after a stop that left some running. */
+/**
+ * Puts every running task back in the queue. Call it only while no other process runs tasks on
+ * the database: at startup, after a stop that left some running, and at the end of a shutdown.
+ */
 export function requeueRunningTasks(db: Db): number {
-  return db.prepare("UPDATE tasks SET status = 'queued' WHERE status = 'running'").run().changes;
+  return db.prepare("UPDATE tasks SET status = 'queued', claimed_by_pid = NULL WHERE status = 'running'").run().changes;
+}
+
+/** Puts the running tasks claimed by process `pid` back in the queue; returns their ids. */
+export function requeueTasksClaimedBy(db: Db, pid: number): string[] {
+  const rows = db
+    .prepare("UPDATE tasks SET status = 'queued', claimed_by_pid = NULL WHERE status = 'running' AND claimed_by_pid = ? RETURNING id")
+    .all(pid) as { id: string }[];
+  return rows.map((row) => row.id);
+}
+
+/** Returns the running tasks claimed by process `pid`. */
+export function listTasksClaimedBy(db: Db, pid: number): TaskRecord[] {
+  const rows = db.prepare("SELECT * FROM tasks WHERE status = 'running' AND claimed_by_pid = ?").all(pid) as TaskRow[];
+  return rows.map(toRecord);
 }
 
 /** Counts tasks that still wait to run or are running. */

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { ConfigError, loadConfig } from '../services/config';
 
 const MB = 1024 * 1024;
@@ -6,6 +7,7 @@ describe('loadConfig', () => {
   test.each<[string, unknown]>([
     ['HOST', '127.0.0.1'],
     ['PORT', 3000],
+    ['WORKERS', 1],
     ['MODEL_DIR', 'models/digits'],
     ['TF_BACKEND', undefined],
     ['DATABASE_PATH', 'data/app.db'],
@@ -49,6 +51,18 @@ describe('loadConfig', () => {
     expect(config.SYNC_MAX_ITEMS).toBe(1);
   });
 
+  test('WORKERS=auto is one per available core', () => {
+    const config = loadConfig({ WORKERS: 'auto' });
+
+    expect(config.WORKERS).toBe(os.availableParallelism());
+  });
+
+  test('WORKERS takes a count', () => {
+    const config = loadConfig({ WORKERS: '3' });
+
+    expect(config.WORKERS).toBe(3);
+  });
+
   test('unknown variables are ignored', () => {
     const config = loadConfig({ PATH: '/usr/bin', HOME: '/root' });
 
@@ -60,6 +74,9 @@ describe('loadConfig', () => {
     ['PORT', 'abc', /whole number from 0 to 65535/],
     ['PORT', '70000', /at most 65535/],
     ['PORT', '-1', /whole number from 0 to 65535/],
+    ['WORKERS', '0', /at least 1/],
+    ['WORKERS', 'all', /"auto" or a whole number from 1 to 256/],
+    ['WORKERS', '1000', /at most 256/],
     ['TF_BACKEND', 'gpu', /"node"\|"wasm"\|"cpu"/],
     ['CURRENCY', 'usd', /three-letter ISO 4217 code such as USD/],
     ['SYNC_MAX_ITEMS', '0', /at least 1/],

@@ -171,31 +171,39 @@ const cases: FailureCase[] = [
   },
 ];
 
+/** Starts the server in the failing setup and checks that it exits 1 with one error line naming the cause. */
+async function expectStartupFailure(failure: FailureCase, extraEnv: Record<string, string>): Promise<void> {
+  const { env, expectedText } = await failure.arrange();
+
+  const server: ServerProcess = await spawnServer({ ...extraEnv, ...env });
+  const exitPromise = server.waitForExit();
+  const accepted = failure.probePort === false ? 0 : await countAcceptedConnections(server.port, exitPromise);
+  const exit = await exitPromise;
+
+  const output = [...server.stdoutLines, ...server.stderrLines];
+  const records = parseJsonLines(output);
+  const errors = records.filter((record) => record.level === 'error');
+  expect(exit).toEqual({ code: 1, signal: null });
+  expect(accepted).toBe(0);
+  expect(withMessage(records, 'server started')).toEqual([]);
+  expect(output.filter((line) => !isJson(line))).toEqual([]);
+  expect(errors).toHaveLength(1);
+  const text = `${errors[0]?.message}: ${errors[0]?.error}`;
+  for (const fragment of expectedText) expect(text).toContain(fragment);
+}
+
 describe('server startup failures', () => {
   for (const failure of cases) {
     const register = failure.skip ? test.skip : test;
-    register(
-      `${failure.name} exits with code 1`,
-      async () => {
-        const { env, expectedText } = await failure.arrange();
+    register(`${failure.name} exits with code 1`, () => expectStartupFailure(failure, {}), TEST_TIMEOUT_MS);
+  }
+});
 
-        const server: ServerProcess = await spawnServer(env);
-        const exitPromise = server.waitForExit();
-        const accepted = failure.probePort === false ? 0 : await countAcceptedConnections(server.port, exitPromise);
-        const exit = await exitPromise;
-
-        const output = [...server.stdoutLines, ...server.stderrLines];
-        const records = parseJsonLines(output);
-        const errors = records.filter((record) => record.level === 'error');
-        expect(exit).toEqual({ code: 1, signal: null });
-        expect(accepted).toBe(0);
-        expect(withMessage(records, 'server started')).toEqual([]);
-        expect(output.filter((line) => !isJson(line))).toEqual([]);
-        expect(errors).toHaveLength(1);
-        const text = `${errors[0]?.message}: ${errors[0]?.error}`;
-        for (const fragment of expectedText) expect(text).toContain(fragment);
-      },
-      TEST_TIMEOUT_MS,
-    );
+// In a cluster the primary checks the configuration and opens the log file. The workers do the
+// rest of the start, and the primary logs the first failure that a worker reports.
+describe('cluster startup failures', () => {
+  for (const failure of cases) {
+    const register = failure.skip ? test.skip : test;
+    register(`${failure.name} with WORKERS=2 exits with code 1`, () => expectStartupFailure(failure, { WORKERS: '2' }), TEST_TIMEOUT_MS);
   }
 });
