@@ -203,7 +203,7 @@ function checkPredictions(spec: ServerSpec, response: unknown, expected: number)
  * `reference` receives the service's predictions of the 32-digit body in this round, for the peer.
  */
 async function measureServer(context: BenchContext, round: number, spec: ServerSpec, reference: { response: unknown }): Promise<void> {
-  const { options, pinning, results, digits } = context;
+  const { pinning, results, digits } = context;
   const cpus = pinning.serverCpus(spec.workers);
   const run: ServerRun = {
     round,
