@@ -10,6 +10,7 @@ import path from 'node:path';
 
 const READY_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 15_000;
+const CHILD_EXIT_GRACE_MS = 5_000;
 const OUTPUT_TAIL_BYTES = 4000;
 
 /** Core placement of the load generator and the servers. */
@@ -172,9 +173,24 @@ export async function waitUntilServing(target: BenchProcess, url: string, body: 
   throw new Error(`${target.name} did not serve POST ${url} within ${READY_TIMEOUT_MS} ms (${lastProblem})\n${target.outputTail()}`);
 }
 
-/** Stops a process with SIGTERM, and with SIGKILL when it is still running after STOP_TIMEOUT_MS. */
+/** True while `pid` runs; a zombie (exited, not yet reaped) counts as ended. */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops a process with SIGTERM, and with SIGKILL when it is still running after STOP_TIMEOUT_MS.
+ * Processes it had started (cluster workers) that outlive it by CHILD_EXIT_GRACE_MS get SIGKILL too,
+ * so that no worker keeps a core busy during the next measurement.
+ */
 export async function stopProcess(target: BenchProcess): Promise<void> {
   if (hasExited(target.child)) return;
+  const children = listDescendants(target.pid) ?? [];
   const exited = new Promise<void>((resolve) => target.child.once('exit', () => resolve()));
   target.child.kill('SIGTERM');
   const timer = setTimeout(() => {
@@ -182,6 +198,10 @@ export async function stopProcess(target: BenchProcess): Promise<void> {
   }, STOP_TIMEOUT_MS);
   await exited;
   clearTimeout(timer);
+
+  const deadline = Date.now() + CHILD_EXIT_GRACE_MS;
+  while (children.some(isAlive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  for (const pid of children.filter(isAlive)) process.kill(pid, 'SIGKILL');
 }
 
 /** Stops every process that startProcess started and that is still running. */
