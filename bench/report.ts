@@ -130,11 +130,13 @@ function singleInstanceTable(results: BenchResults): Table {
       loadCells(results, server, 1, connections, (figures) => fixed(figures.loadGeneratorCpuPercent, 0)),
     ];
   });
+  const notes = pointErrors(results, 1);
+  if (!results.peer.available) notes.unshift(`FastAPI + PyTorch peer: not measured: ${results.peer.reason}`);
   return {
     title: 'POST /predict, 1 instance per request (one value per round)',
     headers: ['server', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'of bare', 'x peer', 'load gen CPU %'],
     rows,
-    notes: pointErrors(results, 1),
+    notes,
   };
 }
 
