@@ -11,9 +11,8 @@ import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
-import type { AppServices } from './services/app-services';
+import { buildServices } from './services/app-services';
 import { selectBackend } from './services/backend';
-import { PredictionBatcher } from './services/batcher';
 import { runPrimary } from './services/cluster-primary';
 import { WorkerSummary, isPrimaryMessage } from './services/cluster-messages';
 import { Config, loadConfig } from './services/config';
@@ -22,7 +21,7 @@ import { Lifecycle } from './services/lifecycle';
 import { AppLogger, createLogger, errorFields } from './services/logger';
 import { loadModel } from './services/model';
 import { exitWithError } from './services/process-exit';
-import { TaskRunner } from './services/task-runner';
+import type { TaskRunner } from './services/task-runner';
 import { countUnfinishedTasks, requeueRunningTasks, requeueTasksClaimedBy } from './services/task-store';
 
 interface Running {
@@ -198,25 +197,18 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
     return failStartup(log, 'model could not be loaded', error);
   }
 
-  const batcher = new PredictionBatcher(model, {
-    maxBatchSize: config.MAX_BATCH_SIZE,
-    maxDelayMs: config.MAX_BATCH_DELAY_MS,
-    maxQueuedInputs: config.MAX_QUEUED_INPUTS,
-  });
   const ipc = log.ipc;
-  const runner = new TaskRunner({
+  const services = buildServices({
+    config,
+    logger,
     db: running.db,
     model,
-    batcher,
-    logger,
-    limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
-    chunkSize: config.TASK_CHUNK_SIZE,
-    ttlSeconds: config.TASK_TTL_SECONDS,
+    lifecycle,
     // The primary passes it on, so that idle workers take the task while this one is busy.
     announceTaskQueued: ipc ? () => ipc.send({ type: 'task-queued' }) : undefined,
   });
+  const { runner } = services;
   running.runner = runner;
-  const services: AppServices = { config, logger, db: running.db, model, batcher, runner, lifecycle };
 
   try {
     running.server = await listen(createApp(services), config.HOST, config.PORT);

@@ -7,13 +7,13 @@
 import type { Server } from 'node:http';
 import * as tf from '@tensorflow/tfjs';
 import { createApp } from '../app';
+import { buildServices } from '../services/app-services';
 import { selectBackend } from '../services/backend';
 import { loadConfig } from '../services/config';
 import { openDatabase } from '../services/database';
 import { Lifecycle } from '../services/lifecycle';
 import { createLogger } from '../services/logger';
 import { loadModel } from '../services/model';
-import { TaskRunner } from '../services/task-runner';
 
 /** The reply to the parent's "memory" message. */
 export interface MemoryReading {
@@ -34,15 +34,8 @@ async function startApp(): Promise<void> {
   const lifecycle = new Lifecycle();
   lifecycle.databaseOpen = true;
   lifecycle.modelLoaded = true;
-  const runner = new TaskRunner({
-    db,
-    model,
-    logger: log.logger,
-    limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
-    chunkSize: config.TASK_CHUNK_SIZE,
-    ttlSeconds: config.TASK_TTL_SECONDS,
-  });
-  const app = createApp({ config, logger: log.logger, db, model, runner, lifecycle });
+  const services = buildServices({ config, logger: log.logger, db, model, lifecycle });
+  const app = createApp(services);
 
   const server: Server = await new Promise((resolve, reject) => {
     const listening = app.listen(config.PORT, config.HOST, () => resolve(listening));
@@ -65,7 +58,7 @@ async function startApp(): Promise<void> {
 
   process.once('SIGTERM', () => {
     server.close(async () => {
-      await runner.stop();
+      await services.runner.stop();
       db.close();
       await log.close();
       process.exit(0);

@@ -1,11 +1,11 @@
 import type { Request } from 'express';
 import type winston from 'winston';
-import type { PredictionBatcher } from './batcher';
+import { PredictionBatcher } from './batcher';
 import type { Config } from './config';
 import type { Db } from './database';
 import type { Lifecycle } from './lifecycle';
 import type { LoadedModel } from './model';
-import type { TaskRunner } from './task-runner';
+import { TaskRunner } from './task-runner';
 
 /** Dependencies of the routers, built once by the process entry point (or a test) and handed to the app. */
 export interface AppServices {
@@ -21,4 +21,35 @@ export interface AppServices {
 /** Returns the services of the app that is handling the request. */
 export function servicesOf(req: Request): AppServices {
   return req.app.locals.services as AppServices;
+}
+
+/**
+ * Builds the batcher and the task runner around an open database and a loaded model, with the
+ * limits of `config`. The process entry point, the tests and the benchmark all build services here.
+ */
+export function buildServices(parts: {
+  config: Config;
+  logger: winston.Logger;
+  db: Db;
+  model: LoadedModel;
+  lifecycle: Lifecycle;
+  announceTaskQueued?: () => void;
+}): AppServices {
+  const { config, logger, db, model, lifecycle, announceTaskQueued } = parts;
+  const batcher = new PredictionBatcher(model, {
+    maxBatchSize: config.MAX_BATCH_SIZE,
+    maxDelayMs: config.MAX_BATCH_DELAY_MS,
+    maxQueuedInputs: config.MAX_QUEUED_INPUTS,
+  });
+  const runner = new TaskRunner({
+    db,
+    model,
+    batcher,
+    logger,
+    limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
+    chunkSize: config.TASK_CHUNK_SIZE,
+    ttlSeconds: config.TASK_TTL_SECONDS,
+    announceTaskQueued,
+  });
+  return { config, logger, db, model, batcher, runner, lifecycle };
 }

@@ -4,15 +4,13 @@ import path from 'node:path';
 import type express from 'express';
 import request from 'supertest';
 import { createApp } from '../../app';
-import type { AppServices } from '../../services/app-services';
+import { AppServices, buildServices } from '../../services/app-services';
 import { selectBackend } from '../../services/backend';
-import { PredictionBatcher } from '../../services/batcher';
 import { loadConfig } from '../../services/config';
 import { openDatabase } from '../../services/database';
 import { Lifecycle } from '../../services/lifecycle';
 import { AppLogger, createLogger } from '../../services/logger';
 import { LoadedModel, loadModel } from '../../services/model';
-import { TaskRunner } from '../../services/task-runner';
 
 export const MODEL_DIR = path.join(__dirname, '..', '..', 'models', 'digits');
 
@@ -49,21 +47,8 @@ export async function startTestApp(env: Record<string, string> = {}, model?: Loa
 
   // Each app gets its own batcher, so that its MAX_BATCH_SIZE, MAX_BATCH_DELAY_MS and
   // MAX_QUEUED_INPUTS apply, while the model itself is loaded once per test file.
-  const batcher = new PredictionBatcher(loadedModel, {
-    maxBatchSize: config.MAX_BATCH_SIZE,
-    maxDelayMs: config.MAX_BATCH_DELAY_MS,
-    maxQueuedInputs: config.MAX_QUEUED_INPUTS,
-  });
-  const runner = new TaskRunner({
-    db,
-    model: loadedModel,
-    batcher,
-    logger: log.logger,
-    limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
-    chunkSize: config.TASK_CHUNK_SIZE,
-    ttlSeconds: config.TASK_TTL_SECONDS,
-  });
-  const services: AppServices = { config, logger: log.logger, db, model: loadedModel, batcher, runner, lifecycle };
+  const services = buildServices({ config, logger: log.logger, db, model: loadedModel, lifecycle });
+  const { runner } = services;
 
   return {
     app: createApp(services),
