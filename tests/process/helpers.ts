@@ -1,9 +1,11 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { findFreePort } from '../../bench/processes';
+
+export { findFreePort };
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const SERVER_SCRIPT = path.join(ROOT, 'dist', 'server.js');
@@ -39,18 +41,6 @@ export interface ServerProcess {
 }
 
 const servers = new Set<ServerProcess>();
-
-/** Returns a TCP port that was free a moment ago, found by listening on port 0 and closing. */
-export function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** True when the line parses as JSON. */
 export function isJson(line: string): boolean {
