@@ -11,7 +11,9 @@ import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
+import type winston from 'winston';
 import { buildServices } from './services/app-services';
+import { answerClientErrors } from './services/client-errors';
 import { selectBackend } from './services/backend';
 import { runPrimary } from './services/cluster-primary';
 import { WorkerSummary, isPrimaryMessage } from './services/cluster-messages';
@@ -45,9 +47,10 @@ async function failStartup(log: AppLogger, message: string, error: unknown): Pro
   process.exit(1);
 }
 
-function listen(app: ReturnType<typeof createApp>, host: string, port: number): Promise<Server> {
+function listen(app: ReturnType<typeof createApp>, host: string, port: number, logger: winston.Logger): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host);
+    answerClientErrors(server, logger);
     server.once('listening', () => resolve(server));
     server.once('error', reject);
   });
@@ -211,7 +214,7 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
   running.runner = runner;
 
   try {
-    running.server = await listen(createApp(services), config.HOST, config.PORT);
+    running.server = await listen(createApp(services), config.HOST, config.PORT, logger);
   } catch (error) {
     return failStartup(log, `server could not listen on ${config.HOST}:${config.PORT}`, error);
   }

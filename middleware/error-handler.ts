@@ -40,6 +40,9 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return text;
 }
 
+// Maximum number of field errors listed in one response.
+const MAX_FIELD_ERRORS = 20;
+
 const MULTER_STATUS: Record<string, number> = {
   LIMIT_FILE_SIZE: 413,
   LIMIT_FILE_COUNT: 413,
@@ -56,8 +59,11 @@ function classify(error: unknown): Classified {
         ? issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown property; remove it' }))
         : [{ path: formatPath(issue.path), message: issue.message }],
     );
-    const detail = errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
-    return { status: 400, detail: `invalid request: ${detail}`, expose: true, errors };
+    // A hostile body can hold thousands of invalid fields: report the first few, and count the rest.
+    const listed = errors.slice(0, MAX_FIELD_ERRORS);
+    let detail = listed.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ');
+    if (errors.length > listed.length) detail += `; and ${errors.length - listed.length} more`;
+    return { status: 400, detail: `invalid request: ${detail}`, expose: true, errors: listed };
   }
 
   if (error instanceof multer.MulterError) {
@@ -71,7 +77,7 @@ function classify(error: unknown): Classified {
     const status = httpError.status ?? httpError.statusCode;
     let detail = httpError.message;
     if (httpError.type === 'entity.too.large') detail = `the request body is larger than MAX_BODY_BYTES (${httpError.limit} bytes)`;
-    if (httpError.type === 'entity.parse.failed') detail = `the request body is not valid JSON: ${httpError.message}`;
+    if (httpError.type === 'entity.parse.failed') detail = describeJsonParseError(httpError as createError.HttpError & { body?: string });
     return {
       status,
       detail,
@@ -82,6 +88,14 @@ function classify(error: unknown): Classified {
   }
 
   return { status: 500, detail: 'internal error', expose: false };
+}
+
+// express.json accepts only objects and arrays at the top level, and reports anything else with
+// JSON.parse's message about a first character that is in fact valid JSON.
+function describeJsonParseError(error: { message: string; body?: string }): string {
+  const start = (error.body ?? '').trimStart()[0];
+  if (start !== undefined && start !== '{' && start !== '[') return 'the request body must be a JSON object';
+  return `the request body is not valid JSON: ${error.message}`;
 }
 
 function hasHttpStatus(error: unknown): boolean {

@@ -22,7 +22,13 @@ export const parseMultipart: RequestHandler = function parseMultipartHandler(req
   if (Number(declared) > config.MAX_BODY_BYTES) {
     return next(createError(413, `the request body has ${declared} bytes, more than MAX_BODY_BYTES (${config.MAX_BODY_BYTES})`));
   }
-  parserFor(config)(req, res, next);
+  parserFor(config)(req, res, (error?: unknown) => {
+    // Busboy reports a malformed body (no boundary, a cut-off part) as a plain Error.
+    if (error instanceof Error && !(error instanceof multer.MulterError) && !createError.isHttpError(error)) {
+      return next(createError(400, `invalid multipart body: ${error.message}`));
+    }
+    next(error);
+  });
 };
 
 const parsers = new WeakMap<Config, RequestHandler>();

@@ -8,7 +8,7 @@ export const pageQuery = z.object({
 });
 
 /** A path parameter that must be a UUID, as every id this service issues is. */
-export const idParams = z.object({ id: z.uuid({ message: 'must be a UUID' }) });
+export const idParams = z.object({ id: z.uuid({ message: 'must be a UUID' }).transform((id) => id.toLowerCase()) });
 
 /** True when the client sent `Prefer: respond-async` (RFC 7240). */
 export function prefersAsync(req: Request): boolean {

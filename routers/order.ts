@@ -3,6 +3,7 @@ import createError from 'http-errors';
 import { z } from 'zod';
 import { currentUser, requireUser } from '../middleware/auth';
 import { rejectOtherMethods } from '../middleware/method-not-allowed';
+import { requireJson } from '../middleware/require-json';
 import { parseMultipart, uploadedFiles } from '../middleware/uploads';
 import { AppServices, servicesOf } from '../services/app-services';
 import { hashRequest, runOnce } from '../services/idempotency';
@@ -73,9 +74,9 @@ orders.post(parseMultipart, async function createOrderRoute(req, res) {
   const response =
     keyHeader === undefined
       ? await place()
-      : await runOnce(services.db, user.id, idempotencyHeader.parse({ 'idempotency-key': keyHeader })['idempotency-key'], hashRequest([...hashParts, String(preferAsync)]), place);
+      : await runOnce(services.db, user.id, idempotencyHeader.parse({ 'idempotency-key': keyHeader })['idempotency-key'], hashRequest(hashParts), place);
 
-  if (response.status === 202) res.setHeader('Preference-Applied', 'respond-async');
+  if (response.status === 202 && preferAsync) res.setHeader('Preference-Applied', 'respond-async');
   if (response.location) res.location(response.location);
   if ('replayed' in response && response.replayed) res.setHeader('Idempotent-Replayed', 'true');
   res.status(response.status).json(response.body);
@@ -91,7 +92,7 @@ one.get(function getOrderRoute(req, res) {
   const { id } = idParams.parse(req.params);
   res.json(getOrder(servicesOf(req).db, currentUser(req).id, id));
 });
-one.patch(function updateOrderRoute(req, res) {
+one.patch(requireJson, function updateOrderRoute(req, res) {
   const { id } = idParams.parse(req.params);
   const changes = orderChanges.parse(req.body ?? {});
   const services = servicesOf(req);

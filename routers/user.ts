@@ -2,6 +2,7 @@ import express from 'express';
 import { z } from 'zod';
 import { currentUser, requireUser } from '../middleware/auth';
 import { rejectOtherMethods } from '../middleware/method-not-allowed';
+import { requireJson } from '../middleware/require-json';
 import { servicesOf } from '../services/app-services';
 import { createUser, getUser, listUsers } from '../services/users';
 import { idParams, pageQuery } from './common';
@@ -18,7 +19,7 @@ const newUserBody = z.strictObject({
 export const userRouter = express.Router();
 
 const users = userRouter.route('/');
-users.post(function createUserRoute(req, res) {
+users.post(requireJson, function createUserRoute(req, res) {
   const { username } = newUserBody.parse(req.body ?? {});
   const user = createUser(servicesOf(req).db, username);
   res.status(201).location(`/users/${user.id}`).json(user);

@@ -52,7 +52,9 @@ export async function runOnce(
       throw createError(409, `Idempotency-Key "${key}" was already used with a different request body; use a new key for a new request`);
     }
     if (existing.status === null) {
-      throw createError(409, `a request with Idempotency-Key "${key}" is still being processed; retry when it has finished`);
+      throw createError(409, `a request with Idempotency-Key "${key}" is still being processed; retry when it has finished`, {
+        headers: { 'Retry-After': '1' },
+      });
     }
     return { status: existing.status, location: existing.location, body: JSON.parse(existing.body ?? 'null') as unknown, replayed: true };
   });

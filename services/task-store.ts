@@ -116,7 +116,8 @@ export function readTaskStatus(db: Db, id: string): TaskStatus | null {
 }
 
 export function updateProgress(db: Db, id: string, done: number): void {
-  db.prepare('UPDATE tasks SET done = ? WHERE id = ?').run(done, id);
+  // A cancelled task keeps the progress it had when it was cancelled.
+  db.prepare("UPDATE tasks SET done = ? WHERE id = ? AND status = 'running'").run(done, id);
 }
 
 /** Ends a running task. Does nothing when it was cancelled meanwhile, so a cancel always wins. */

@@ -53,6 +53,51 @@ describe('error middleware', () => {
     await testApp.close();
   });
 
+  test('JSON string body is 400', async () => {
+    const response = await request(testApp.app).post('/users').set('Content-Type', 'application/json').send('"alice"');
+
+    expectProblem(response, 400);
+    expect(response.body.detail).toBe('the request body must be a JSON object');
+  });
+
+  test('non-JSON user body is 415', async () => {
+    const response = await request(testApp.app).post('/users').set('Content-Type', 'text/plain').send('{"username":"alice"}');
+
+    expectProblem(response, 415);
+    expect(response.body.detail).toContain('application/json');
+  });
+
+  test.each([
+    ['no boundary', 'multipart/form-data', 'garbage'],
+    ['cut-off body', 'multipart/form-data; boundary=xyz', '--xyz\r\nContent-Disposition: form-data; name="a"; filename="a.png"\r\n\r\nabc'],
+  ])('malformed multipart (%s) is 400', async (_name, contentType, body) => {
+    const response = await request(testApp.app).post('/predict').set('Content-Type', contentType).send(body);
+
+    expectProblem(response, 400);
+    expect(response.body.detail).toContain('invalid multipart body');
+  });
+
+  test('field errors are capped', async () => {
+    const body: Record<string, unknown> = { username: 'manyk' };
+    for (let i = 0; i < 5000; i++) body[`k${i}`] = 0;
+
+    const response = await request(testApp.app).post('/users').send(body);
+
+    expectProblem(response, 400);
+    expect(response.body.errors).toHaveLength(20);
+    expect(response.body.detail).toContain('and 4980 more');
+    expect(response.text.length).toBeLessThan(5000);
+  });
+
+  test('uppercase UUID finds the user', async () => {
+    const created = await request(testApp.app).post('/users').send({ username: 'upper-case' }).expect(201);
+
+    const response = await request(testApp.app).get(`/users/${created.body.id.toUpperCase()}`);
+
+    expect(response.status).toBe(200);
+    expect(response.body.id).toBe(created.body.id);
+  });
+
   test('malformed JSON is 400', async () => {
     const response = await request(testApp.app).post('/predict').set('Content-Type', 'application/json').send('{"instances": [');
 

@@ -1,0 +1,34 @@
+import crypto from 'node:crypto';
+import { STATUS_CODES, type Server } from 'node:http';
+import type winston from 'winston';
+
+/**
+ * Sends problem+json for requests that Node's HTTP parser rejects before Express sees them (an unknown method,
+ * oversized headers, conflicting length headers), with a request id, in
+ * place of Node's bare status line.
+ */
+export function answerClientErrors(server: Server, logger: winston.Logger): void {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const title = STATUS_CODES[status] ?? 'Bad Request';
+    const requestId = crypto.randomUUID();
+    const body = JSON.stringify({
+      type: 'about:blank',
+      title,
+      status,
+      detail: `the request could not be parsed (${error.code ?? 'invalid HTTP'})`,
+      instance: '',
+      requestId,
+    });
+    logger.warn('request rejected by the HTTP parser', { status, code: error.code, requestId });
+    socket.end(
+      `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}
