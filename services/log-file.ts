@@ -13,6 +13,10 @@ export class LogFile extends Transport {
   readonly filePath: string;
   private readonly stream: fs.WriteStream;
   private ended = false;
+  // Lines logged in one turn of the event loop go to the file in one write: a write per line cost
+  // about a tenth of the server's CPU under load.
+  private pending: string[] = [];
+  private flushScheduled = false;
 
   constructor(filePath: string, options: Transport.TransportStreamOptions = {}) {
     super(options);
@@ -24,14 +28,29 @@ export class LogFile extends Transport {
   }
 
   override log(info: Record<string | symbol, unknown>, next: () => void): void {
-    if (!this.ended) this.stream.write(`${String(info[MESSAGE])}\n`);
+    if (!this.ended) {
+      this.pending.push(`${String(info[MESSAGE])}\n`);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    }
     next();
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('');
+    this.pending = [];
+    this.stream.write(text);
   }
 
   /** Ends the file once everything written so far is flushed. */
   closeFile(): Promise<void> {
     if (this.ended) return Promise.resolve();
     this.ended = true;
+    this.flush();
     return new Promise((resolve, reject) => {
       this.stream.once('error', reject);
       this.stream.end(() => resolve());
