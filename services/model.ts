@@ -93,11 +93,14 @@ export class LoadedModel {
     const { height, width, channels } = this.inputSize;
 
     // Input [batch, height, width, channels]; output [batch, labels]. The tidy frees the input and
-    // every intermediate; the output is freed below once its values are read. A Layers model splits
-    // its input into calls of 32 by default, so batchSize is set to the whole batch.
-    const output = tf.tidy(
-      () => this.network.predict(tf.tensor4d(flat, [inputs.length, height, width, channels]), { batchSize: inputs.length }) as tf.Tensor,
-    );
+    // every intermediate; the output is freed below once its values are read. A Layers model runs
+    // through `execute`, in inference mode like `predict` but without predict's batch slicing and
+    // checks, which cost about 100 µs a call on the wasm backend (tfjs 4.22).
+    const output = tf.tidy(() => {
+      const input = tf.tensor4d(flat, [inputs.length, height, width, channels]);
+      if (this.network instanceof tf.LayersModel) return this.network.execute(input, this.network.outputs[0].name) as tf.Tensor;
+      return this.network.predict(input) as tf.Tensor;
+    });
     let values: Float32Array;
     try {
       values = (await output.data()) as Float32Array;
