@@ -333,7 +333,7 @@ describe('failing async handler', () => {
     expect(failure).toBeDefined();
     expect(failure?.level).toBe('error');
     expect(failure?.status).toBe(500);
-    expect(failure?.error).toMatch(/expected .* to have shape/);
+    expect(failure?.error).toMatch(/incompatible with layer .* shape/);
     expect(failure?.stack).toEqual(expect.stringContaining('    at '));
 
     expect(access).toHaveLength(1);
