@@ -1,6 +1,6 @@
 /**
- * Two projects: "api" tests call the app in-process through supertest and run in parallel;
- * "process" tests start the built server (dist/server.js) as a child process and run one at a time.
+ * Two projects. The "api" tests call the app in-process through supertest and run in parallel.
+ * The "process" tests start the built server (dist/server.js) as a child process and run one at a time.
  * @type {import('jest').Config}
  */
 const tsJest = ['ts-jest', { tsconfig: 'tests/tsconfig.json' }];

@@ -7,6 +7,7 @@ import { requireJson } from '../middleware/require-json';
 import { parseMultipart, uploadedFiles } from '../middleware/uploads';
 import { AppServices, servicesOf } from '../services/app-services';
 import { hashRequest, runOnce } from '../services/idempotency';
+import { imageLimits } from '../services/model-input';
 import { createOrder, getBill, getOrder, listOrders, updateOrder } from '../services/orders';
 import { idParams, pageQuery, prefersAsync } from './common';
 import { filesToItems, imageItem, isMultipart, jsonToItems } from './items';
@@ -37,7 +38,7 @@ function orderSettings(services: AppServices) {
     unitPrice: config.UNIT_PRICE,
     currency: config.CURRENCY,
     syncMaxItems: config.SYNC_MAX_ITEMS,
-    limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
+    limits: imageLimits(config),
   };
 }
 

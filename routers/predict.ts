@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { rejectOtherMethods } from '../middleware/method-not-allowed';
 import { parseMultipart } from '../middleware/uploads';
 import { servicesOf } from '../services/app-services';
+import { imageLimits } from '../services/model-input';
 import { predictNow, queuePrediction } from '../services/predictions';
 import { prefersAsync } from './common';
 import { filesToItems, imageItem, isMultipart, jsonToItems, pixelsItem } from './items';
@@ -19,7 +20,7 @@ const predict = predictRouter.route('/');
 predict.post(parseMultipart, async function predictRoute(req, res) {
   const services = servicesOf(req);
   const { config } = services;
-  const limits = { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS };
+  const limits = imageLimits(config);
 
   let items;
   if (isMultipart(req)) {

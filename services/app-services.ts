@@ -5,6 +5,7 @@ import type { Config } from './config';
 import type { Db } from './database';
 import type { Lifecycle } from './lifecycle';
 import type { LoadedModel } from './model';
+import { imageLimits } from './model-input';
 import { TaskRunner } from './task-runner';
 
 /** Dependencies of the routers, built once by the process entry point (or a test) and handed to the app. */
@@ -46,7 +47,7 @@ export function buildServices(parts: {
     model,
     batcher,
     logger,
-    limits: { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS },
+    limits: imageLimits(config),
     chunkSize: config.TASK_CHUNK_SIZE,
     ttlSeconds: config.TASK_TTL_SECONDS,
     announceTaskQueued,

@@ -3,7 +3,7 @@ import { STATUS_CODES, type Server } from 'node:http';
 import type winston from 'winston';
 
 /**
- * Sends problem+json for requests that Node's HTTP parser rejects before Express sees them (an unknown method,
+ * Sends problem+json for requests that Node's HTTP parser rejects before they reach Express (an unknown method,
  * oversized headers, conflicting length headers), with a request id, in
  * place of Node's bare status line.
  */

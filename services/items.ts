@@ -144,10 +144,10 @@ export async function classifyPendingItems(
      WHERE owner_id = ? AND idx = ? AND status = 'pending'`,
   );
   const markFailed = db.prepare("UPDATE items SET status = 'failed', input = NULL, error = ? WHERE owner_id = ? AND idx = ? AND status = 'pending'");
-  // The `status = 'pending'` conditions keep the first stored result of an item, should two
-  // processes ever classify the same item; each claims a task atomically, so that takes a bug.
-  // The transaction holds SQLite's write lock only for these updates: decoding and the model
-  // ran above, outside it.
+  // The `status = 'pending'` conditions keep the first stored result of an item if two processes
+  // ever classify the same item. Tasks are claimed atomically, so only a bug could cause that.
+  // The transaction holds SQLite's write lock only for these updates, because decoding and the
+  // model ran above, outside it.
   db.transaction(() => {
     ready.forEach((item, i) => {
       const prediction = predictions[i];

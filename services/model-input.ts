@@ -1,5 +1,6 @@
 import createError from 'http-errors';
 import sharp from 'sharp';
+import type { Config } from './config';
 import { preprocessDigit, BlankImageError } from './digit-pipeline';
 import { AcceptedFormat, sniffImageFormat } from './image-format';
 import type { LoadedModel } from './model';
@@ -11,6 +12,11 @@ const WORKING_SIZE = 512;
 export interface ImageLimits {
   maxImageBytes: number;
   maxImagePixels: number;
+}
+
+/** Returns the image limits that MAX_IMAGE_BYTES and MAX_IMAGE_PIXELS set. */
+export function imageLimits(config: Pick<Config, 'MAX_IMAGE_BYTES' | 'MAX_IMAGE_PIXELS'>): ImageLimits {
+  return { maxImageBytes: config.MAX_IMAGE_BYTES, maxImagePixels: config.MAX_IMAGE_PIXELS };
 }
 
 /** Builds a 4xx error whose problem details name the offending field in `errors`. */

@@ -8,7 +8,7 @@ export async function exitWithError(log: AppLogger | null, message: string, erro
     await log.close().catch(() => undefined);
   } else {
     // The logger itself could not start, so write the one JSON line by hand.
-    // A configuration error's message says everything; its stack would only point into this file.
+    // A configuration error's message names the variable and the fix, and its stack would only point into this file.
     const fields = error instanceof Error && error.name === 'ConfigError' ? { error: error.message } : errorFields(error);
     process.stderr.write(`${JSON.stringify({ level: 'error', message, ...fields, timestamp: new Date().toISOString() })}\n`);
   }
