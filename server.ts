@@ -224,6 +224,7 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
     model: model.metadata.name,
     modelVersion: model.metadata.version,
     inputShape: model.metadata.inputShape,
+    inference: model.inferencePath,
     address: `http://${address.address}:${address.port}`,
   };
 

@@ -13,6 +13,7 @@ info.get(function modelInfoRoute(req, res) {
     name: metadata.name,
     version: metadata.version,
     backend: model.backend,
+    inference: model.inferencePath,
     inputShape: metadata.inputShape,
     preprocessing: metadata.preprocessing,
     labels: metadata.labels,

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { FusedPlan, compileSequential } from './fused-plan';
 import { ModelFileError, modelDirectory, readJsonFile } from './model-files';
 
 /**
@@ -41,6 +42,20 @@ export interface InputSize {
   channels: number;
 }
 
+/**
+ * The way the network runs: `fused` through a FusedPlan, `layers` through `LayersModel.execute` (a
+ * model the plan cannot compile), `graph` through `GraphModel.predict`.
+ */
+export interface InferencePath {
+  kind: 'fused' | 'layers' | 'graph';
+  /** The plan's steps for `fused`; why the plan was not used for `layers`. */
+  detail: string;
+}
+
+// Largest difference allowed between the fused plan's probabilities and execute's on the check
+// input; float32 kernels that add in another order differ by about 1e-7.
+const PLAN_TOLERANCE = 1e-5;
+
 /** A loaded and warmed-up model with its metadata. */
 export class LoadedModel {
   readonly metadata: ModelMetadata;
@@ -48,6 +63,8 @@ export class LoadedModel {
   readonly inputSize: InputSize;
   private readonly network: tf.LayersModel | tf.GraphModel;
   private readonly maxBatchSize: number;
+  private plan: FusedPlan | null = null;
+  private planRefusal = 'not checked yet';
 
   constructor(network: tf.LayersModel | tf.GraphModel, metadata: ModelMetadata, maxBatchSize: number) {
     this.network = network;
@@ -56,6 +73,42 @@ export class LoadedModel {
     this.maxBatchSize = maxBatchSize;
     const [, height, width, channels] = metadata.inputShape;
     this.inputSize = { height, width, channels };
+  }
+
+  get inferencePath(): InferencePath {
+    if (this.plan) return { kind: 'fused', detail: this.plan.steps.join(' -> ') };
+    if (this.network instanceof tf.LayersModel) return { kind: 'layers', detail: this.planRefusal };
+    return { kind: 'graph', detail: 'graph models run as converted' };
+  }
+
+  /**
+   * Compiles a Layers model into a FusedPlan and keeps it only when it gives the same
+   * probabilities as `execute` on `inputs`, so a layer option that the plan misreads can cost
+   * speed but never change a prediction.
+   */
+  async useFusedPlanIfEqual(inputs: Float32Array[]): Promise<void> {
+    if (!(this.network instanceof tf.LayersModel)) return;
+    const compiled = compileSequential(this.network);
+    if ('reason' in compiled) {
+      this.planRefusal = compiled.reason;
+      return;
+    }
+
+    const expected = await this.predictBatch(inputs);
+    this.plan = compiled;
+    let actual: Prediction[];
+    try {
+      actual = await this.predictBatch(inputs);
+    } catch (error) {
+      this.plan = null;
+      this.planRefusal = `the fused plan failed: ${(error as Error).message}`;
+      return;
+    }
+    const difference = largestDifference(expected, actual);
+    if (!(difference <= PLAN_TOLERANCE)) {
+      this.plan = null;
+      this.planRefusal = `the fused plan's probabilities differ from execute's by ${difference}`;
+    }
   }
 
   /** Number of values in one input. */
@@ -98,6 +151,7 @@ export class LoadedModel {
     // checks, which cost about 100 µs a call on the wasm backend (tfjs 4.22).
     const output = tf.tidy(() => {
       const input = tf.tensor4d(flat, [inputs.length, height, width, channels]);
+      if (this.plan) return this.plan.run(input);
       if (this.network instanceof tf.LayersModel) return this.network.execute(input, this.network.outputs[0].name) as tf.Tensor;
       return this.network.predict(input) as tf.Tensor;
     });
@@ -121,6 +175,16 @@ export class LoadedModel {
     }
     return predictions;
   }
+}
+
+function largestDifference(expected: Prediction[], actual: Prediction[]): number {
+  let largest = 0;
+  expected.forEach((prediction, row) => {
+    prediction.probabilities.forEach((value, i) => {
+      largest = Math.max(largest, Math.abs(value - actual[row].probabilities[i]));
+    });
+  });
+  return largest;
 }
 
 function roundProbability(value: number): number {
@@ -155,11 +219,19 @@ export async function loadModel(directory: string, maxBatchSize: number): Promis
   try {
     checkShapes(network, metadata, modelPath);
     await loaded.predict([new Float32Array(loaded.inputLength)]);
+    await loaded.useFusedPlanIfEqual(planCheckInputs(loaded.inputLength));
   } catch (error) {
     network.dispose();
     throw error;
   }
   return loaded;
+}
+
+// Two inputs that exercise every weight: all zeros, and a fixed pattern of values in 0..1.
+function planCheckInputs(length: number): Float32Array[] {
+  const ramp = new Float32Array(length);
+  for (let i = 0; i < length; i++) ramp[i] = (i * 37) % 101 / 100;
+  return [new Float32Array(length), ramp];
 }
 
 function readMetadata(metadataPath: string): ModelMetadata {

@@ -57,6 +57,7 @@ describe('health and model info', () => {
     expect(response.status).toBe(200);
     expect(response.body.name).toBe('digits');
     expect(response.body.backend).toBe('wasm');
+    expect(response.body.inference).toEqual({ kind: 'fused', detail: 'conv2d 5x5/2 relu -> conv2d 3x3/2 relu -> flatten -> dense 128 relu -> dense 10 -> softmax' });
     expect(response.body.inputShape).toEqual([null, 28, 28, 1]);
     expect(response.body.labels).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
   });
