@@ -2,6 +2,7 @@ import express from 'express';
 import { logAccess } from './middleware/access-log';
 import { identifyUser } from './middleware/auth';
 import { handleErrors, handleNotFound } from './middleware/error-handler';
+import { parsePixelBody } from './middleware/pixel-body';
 import { assignRequestId } from './middleware/request-id';
 import { healthRouter } from './routers/health';
 import { modelRouter } from './routers/model';
@@ -28,6 +29,7 @@ export function createApp(services: AppServices): express.Express {
     if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
     next();
   });
+  app.use('/predict', parsePixelBody(config.MAX_BODY_BYTES));
   app.use(express.json({ limit: config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));
   app.use(identifyUser);
 
