@@ -100,23 +100,36 @@ export function pixelsToInput(pixels: unknown, path: string, model: LoadedModel)
     if (!Array.isArray(row) || row.length !== width) {
       throw itemError(400, `${path}[${y}]`, `expected a row of ${width} ${channels === 1 ? 'numbers' : 'arrays'}`);
     }
+    if (channels === 1) {
+      // The common case of one value a pixel, without the per-pixel array of the loop below.
+      for (let x = 0; x < width; x++) {
+        const value: unknown = row[x];
+        if (!isUnitValue(value)) throw valueError(value, `${path}[${y}][${x}]`);
+        input[y * width + x] = value;
+      }
+      continue;
+    }
     for (let x = 0; x < width; x++) {
-      const cell: unknown = row[x];
-      const values = channels === 1 ? [cell] : cell;
+      const values: unknown = row[x];
       if (!Array.isArray(values) || values.length !== channels) {
         throw itemError(400, `${path}[${y}][${x}]`, `expected an array of ${channels} numbers`);
       }
       for (let c = 0; c < channels; c++) {
         const value: unknown = values[c];
-        if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
-          const cellPath = channels === 1 ? `${path}[${y}][${x}]` : `${path}[${y}][${x}][${c}]`;
-          throw itemError(400, cellPath, `expected a number in 0..1, got ${JSON.stringify(value)}`);
-        }
+        if (!isUnitValue(value)) throw valueError(value, `${path}[${y}][${x}][${c}]`);
         input[(y * width + x) * channels + c] = value;
       }
     }
   }
   return input;
+}
+
+function isUnitValue(value: unknown): value is number {
+  return typeof value === 'number' && value >= 0 && value <= 1;
+}
+
+function valueError(value: unknown, path: string): createError.HttpError {
+  return itemError(400, path, `expected a number in 0..1, got ${JSON.stringify(value)}`);
 }
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
