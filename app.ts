@@ -1,6 +1,7 @@
 import express from 'express';
 import { logAccess } from './middleware/access-log';
 import { identifyUser } from './middleware/auth';
+import { allowOrigins } from './middleware/cors';
 import { handleErrors, handleNotFound } from './middleware/error-handler';
 import { assignRequestId } from './middleware/request-id';
 import { healthRouter } from './routers/health';
@@ -23,6 +24,7 @@ export function createApp(services: AppServices): express.Express {
 
   app.use(assignRequestId());
   app.use(logAccess(logger, lifecycle));
+  if (config.CORS_ORIGINS.length > 0) app.use(allowOrigins(config.CORS_ORIGINS));
   app.use(function closeConnectionsWhileStopping(_req, res, next) {
     // During shutdown, `Connection: close` makes keep-alive clients reconnect elsewhere after this response.
     if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
