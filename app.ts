@@ -10,6 +10,7 @@ import { orderRouter } from './routers/order';
 import { predictRouter } from './routers/predict';
 import { taskRouter } from './routers/task';
 import { userRouter } from './routers/user';
+import { webPageRouter } from './routers/web-page';
 import type { AppServices } from './services/app-services';
 
 /**
@@ -39,6 +40,7 @@ export function createApp(services: AppServices): express.Express {
   app.use('/tasks', taskRouter);
   app.use('/model', modelRouter);
   app.use(healthRouter);
+  app.use(webPageRouter(config.WEB_DIR));
 
   app.use(handleNotFound);
   app.use(handleErrors(logger));

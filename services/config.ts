@@ -88,6 +88,7 @@ const configSchema = z.object({
   TASK_TTL_SECONDS: integer(1).default(86_400),
   SHUTDOWN_TIMEOUT_MS: integer(0, 3_600_000).default(10_000),
   CORS_ORIGINS: originList.default([]),
+  WEB_DIR: z.string().min(1).default('dist/web'),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;

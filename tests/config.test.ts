@@ -28,6 +28,7 @@ describe('loadConfig', () => {
     ['TASK_CHUNK_SIZE', 8],
     ['TASK_TTL_SECONDS', 86_400],
     ['SHUTDOWN_TIMEOUT_MS', 10_000],
+    ['WEB_DIR', 'dist/web'],
   ])('default %s is %p', (name, expected) => {
     const config = loadConfig({});
 
