@@ -20,10 +20,9 @@ const LAUNCH_FLAGS = [
 
 const DEBIAN_CHROMIUM = '/usr/bin/chromium';
 
-export const INSTALL_HINT =
-  'Chromium was not found, so the browser tests are skipped. Install it with `apt-get install -y chromium` ' +
-  '(Debian, Ubuntu), or `npx playwright-core install chromium`, or set CHROMIUM_PATH to a Chromium or Chrome binary. ' +
-  'With CI=true a missing browser fails the run instead.';
+const INSTALL_STEPS =
+  'Install it with `apt-get install -y chromium` (Debian, Ubuntu) or `npx playwright-core install chromium`, ' +
+  'or set CHROMIUM_PATH to a Chromium or Chrome binary.';
 
 /**
  * Finds a Chromium binary: CHROMIUM_PATH, then Debian's /usr/bin/chromium, then the browser that
@@ -41,11 +40,14 @@ export function findChromium(env: NodeJS.ProcessEnv = process.env): string | nul
 }
 
 const chromiumPath = findChromium();
-if (!chromiumPath && process.env.CI !== 'true') console.warn(INSTALL_HINT);
+if (!chromiumPath && process.env.CI !== 'true') {
+  // Written to stderr directly, because jest drops the console output of a file whose tests are all skipped.
+  process.stderr.write(`Chromium was not found, so the browser tests are skipped. ${INSTALL_STEPS} With CI=true they fail instead.\n`);
+}
 
 /**
  * `describe` when Chromium is installed or CI=true, else `describe.skip`. Under CI=true without a
- * browser the tests run, and openPage fails them with the install hint.
+ * browser the tests run, and openPage fails them with the install steps.
  */
 export const describeInBrowser: jest.Describe = chromiumPath || process.env.CI === 'true' ? describe : describe.skip;
 
@@ -73,7 +75,7 @@ const openPages = new Set<BrowserPage>();
  * formatted the same on every machine.
  */
 export async function openPage(baseUrl: string, options: { viewport?: { width: number; height: number }; hasTouch?: boolean } = {}): Promise<BrowserPage> {
-  if (!chromiumPath) throw new Error(INSTALL_HINT.replace('are skipped', 'cannot run'));
+  if (!chromiumPath) throw new Error(`Chromium was not found, and with CI=true the browser tests must run. ${INSTALL_STEPS}`);
 
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferline-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
