@@ -88,6 +88,7 @@ describeInBrowser('web page: orders', () => {
       expect(rows).toHaveLength(40);
       expect(rows.every((row) => row[1] === 'classified' && row[2] === '1')).toBe(true);
       expect(await page.locator('#order-view .bill').textContent()).toBe('Bill: 40 items at $0.25: $10.00');
+      expect(await page.locator('#order-view .item-counts').textContent()).toBe('40 items: 40 classified.');
       expect(await page.getByRole('button', { name: 'Cancel order' }).isHidden()).toBe(true);
       expect(browserPage.consoleErrors).toEqual([]);
     },
@@ -112,6 +113,10 @@ describeInBrowser('web page: orders', () => {
 
       expect(await page.locator('#order-view h3').textContent()).toMatch(/: cancelled$/);
       expect(await page.locator('#order-view .bill').textContent()).toBe('Bill: 0 items at $0.25: $0.00');
+      expect(await page.locator('#order-view .item-counts').textContent()).toMatch(/^1000 items: \d+ classified, \d+ pending\.$/);
+      expect(await page.locator('#order-view tbody tr').count()).toBe(50);
+      await page.getByRole('button', { name: 'Show all 1000 items' }).click();
+      expect(await page.locator('#order-view tbody tr').count()).toBe(1000);
       expect(Number(await page.getByRole('progressbar').getAttribute('value'))).toBeLessThan(1000);
       expect(await page.locator('#cancel-error').textContent()).toBe('');
       expect(browserPage.consoleErrors).toEqual([]);

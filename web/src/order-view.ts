@@ -1,5 +1,8 @@
 import { countOf, createElement, formatMoney, formatPercent, formatTime } from './dom.js';
 
+// Rows shown before a "Show all" button, so that an order of 1000 items does not make the page 30,000 px tall.
+const ROWS_SHOWN = 50;
+
 export type OrderStatus = 'pending' | 'completed' | 'failed' | 'cancelled';
 
 /** Money in integer minor units of `currency` (cents for USD). */
@@ -66,6 +69,8 @@ export function renderOrder(container: HTMLElement, order: Order): HTMLElement {
   parts.push(placed);
   if (order.note) parts.push(createElement('p', { text: `Note: ${order.note}` }));
 
+  parts.push(createElement('p', { className: 'item-counts', text: describeItemCounts(order.items) }));
+
   const table = createElement('table');
   const caption = createElement('caption', { className: 'visually-hidden', text: 'Prediction of each item' });
   const head = createElement('thead');
@@ -77,9 +82,19 @@ export function renderOrder(container: HTMLElement, order: Order): HTMLElement {
   }
   head.append(headRow);
   const body = createElement('tbody');
-  for (const item of order.items) body.append(renderItemRow(item));
+  for (const item of order.items.slice(0, ROWS_SHOWN)) body.append(renderItemRow(item));
   table.append(caption, head, body);
   parts.push(table);
+
+  if (order.items.length > ROWS_SHOWN) {
+    const showAll = createElement('button', { text: `Show all ${order.items.length} items` });
+    showAll.type = 'button';
+    showAll.addEventListener('click', () => {
+      for (const item of order.items.slice(ROWS_SHOWN)) body.append(renderItemRow(item));
+      showAll.remove();
+    });
+    parts.push(showAll);
+  }
 
   parts.push(createElement('p', { className: 'bill', text: `Bill: ${describeBill(order.bill)}` }));
   if (order.status !== 'completed') {
@@ -88,6 +103,14 @@ export function renderOrder(container: HTMLElement, order: Order): HTMLElement {
 
   container.replaceChildren(...parts);
   return heading;
+}
+
+// Counts items by status, such as "1000 items: 70 classified, 930 pending."
+function describeItemCounts(items: OrderItem[]): string {
+  const counts = new Map<OrderItem['status'], number>();
+  for (const item of items) counts.set(item.status, (counts.get(item.status) ?? 0) + 1);
+  const parts = [...counts].map(([status, count]) => `${count} ${status}`);
+  return `${countOf(items.length, 'item')}${parts.length > 0 ? `: ${parts.join(', ')}` : ''}.`;
 }
 
 function renderItemRow(item: OrderItem): HTMLTableRowElement {
