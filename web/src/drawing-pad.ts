@@ -40,9 +40,20 @@ export class DrawingPad {
 
   /** Encodes the drawing as a PNG file, as `canvas.toBlob` does for any page. */
   toPng(): Promise<Blob> {
-    return new Promise((resolve, reject) => {
-      this.canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error('the drawing could not be encoded as PNG'))), 'image/png');
-    });
+    return encodePng(this.canvas);
+  }
+
+  /**
+   * Encodes the drawing as a PNG file and clears the pad at once. The drawing is copied before the
+   * encoding starts, so a stroke begun while it runs stays on the pad for the next drawing.
+   */
+  takePng(): Promise<Blob> {
+    const copy = document.createElement('canvas');
+    copy.width = this.canvas.width;
+    copy.height = this.canvas.height;
+    copy.getContext('2d')?.drawImage(this.canvas, 0, 0);
+    this.clear();
+    return encodePng(copy);
   }
 
   private startStroke(event: PointerEvent): void {
@@ -89,4 +100,10 @@ export class DrawingPad {
       y: ((event.clientY - box.top) * this.canvas.height) / box.height,
     };
   }
+}
+
+function encodePng(canvas: HTMLCanvasElement): Promise<Blob> {
+  return new Promise((resolve, reject) => {
+    canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error('the drawing could not be encoded as PNG'))), 'image/png');
+  });
 }

@@ -133,9 +133,15 @@ export function setUpOrderPanel(pad: DrawingPad, sessions: SessionStore, onOrder
       return;
     }
     drawingsAdded++;
-    basket.add(`drawing-${drawingsAdded}.png`, await pad.toPng(), copies);
-    pad.clear();
-    renderBasket(`Added drawing ${drawingsAdded}; the canvas is clear for the next one.`);
+    const name = `drawing-${drawingsAdded}.png`;
+    // Disabled until the PNG is ready, so that drawings enter the order in the order they were added.
+    addDrawingButton.disabled = true;
+    try {
+      basket.add(name, await pad.takePng(), copies);
+    } finally {
+      addDrawingButton.disabled = false;
+    }
+    renderBasket(`Added drawing ${drawingsAdded}, and the canvas is clear for the next one.`);
   });
 
   filesInput.addEventListener('change', () => {
