@@ -31,7 +31,7 @@ async function settledLogLines(testApp: TestApp): Promise<LogLine[]> {
 
   const deadline = Date.now() + 5000;
   for (;;) {
-    const lines = readLogLines(testApp);
+    const lines = await readLogLines(testApp);
     if (lines.some((line) => line.message === 'request completed' && line.requestId === barrierId)) return lines;
     if (Date.now() > deadline) throw new Error(`access line of request ${barrierId} not in the log after 5000 ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -150,7 +150,7 @@ describe('background tasks', () => {
       const order = await request(testApp.app).get(`/orders/${response.body.orderId}`).set('Authorization', user.auth);
       expect(order.body.status).toBe('failed');
       expect(order.body.bill.total).toBe(0);
-      const logged = readLogLines(testApp).filter((line) => line.message === 'task failed' && line.taskId === response.body.id);
+      const logged = (await readLogLines(testApp)).filter((line) => line.message === 'task failed' && line.taskId === response.body.id);
       expect(logged).toHaveLength(1);
       expect(logged[0].level).toBe('error');
       expect(unhandled).not.toHaveBeenCalled();

@@ -64,8 +64,10 @@ export async function startTestApp(env: Record<string, string> = {}, model?: Loa
   };
 }
 
-/** Reads the JSON lines of a test app's log file. */
-export function readLogLines(testApp: TestApp): Record<string, unknown>[] {
+/** Reads the JSON lines of a test app's log file, after the lines logged so far are written. */
+export async function readLogLines(testApp: TestApp): Promise<Record<string, unknown>[]> {
+  // The log file writes the lines of one event-loop turn on the next turn.
+  await new Promise((resolve) => setImmediate(resolve));
   const file = path.join(testApp.logDir, 'app.log');
   return fs
     .readFileSync(file, 'utf8')
