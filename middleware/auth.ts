@@ -38,9 +38,12 @@ export const identifyUser: RequestHandler = function identifyUserHandler(req, _r
   next();
 };
 
-/** Rejects requests without a valid bearer token with 401. Runs after identifyUser. */
+/**
+ * Rejects requests without a valid bearer token with 401. Runs after identifyUser. OPTIONS passes,
+ * because its answer (the Allow header) reveals nothing that needs a token.
+ */
 export const requireUser: RequestHandler = function requireUserHandler(req, _res, next) {
-  if (!req.user) return next(unauthorized('this endpoint requires "Authorization: Bearer <token>"; create a user with POST /users to get a token'));
+  if (!req.user && req.method !== 'OPTIONS') return next(unauthorized('this endpoint requires "Authorization: Bearer <token>"; create a user with POST /users to get a token'));
   next();
 };
 

@@ -150,6 +150,13 @@ describe('error middleware', () => {
     expect(response.text).toBe('');
   });
 
+  test('OPTIONS needs no token on token routes', async () => {
+    const response = await request(testApp.app).options('/orders');
+
+    expect(response.status).toBe(204);
+    expect(response.headers.allow).toBe('POST, GET, HEAD, OPTIONS');
+  });
+
   describe('request ids', () => {
     test('client request id is echoed', async () => {
       const response = await request(testApp.app).get('/healthz').set('X-Request-Id', 'client-id_1.2:3');
