@@ -40,7 +40,7 @@ export const identifyUser: RequestHandler = function identifyUserHandler(req, _r
 
 /**
  * Rejects requests without a valid bearer token with 401. Runs after identifyUser. OPTIONS passes,
- * because its answer (the Allow header) reveals nothing that needs a token.
+ * because its response (the Allow header) reveals nothing that needs a token.
  */
 export const requireUser: RequestHandler = function requireUserHandler(req, _res, next) {
   if (!req.user && req.method !== 'OPTIONS') return next(unauthorized('this endpoint requires "Authorization: Bearer <token>"; create a user with POST /users to get a token'));
