@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { InferResponse, ModelMetadataResponse } from '../services/inference-protocol';
+import type { Fits } from './schemas';
 
 // Request and response bodies of the Open Inference Protocol (KServe v2) REST API, as its
 // specification defines them: https://github.com/kserve/kserve/blob/master/docs/predict-api/v2/required_api.md
@@ -66,13 +68,14 @@ export const modelMetadataSchema = z
   })
   .meta({ id: 'InferenceModelMetadata' });
 
+const outputFields = { name: z.string(), shape: z.array(z.number().int().min(0)) };
+const flatData = { description: 'Flat, in row-major order' };
+
 export const responseOutputSchema = z
-  .strictObject({
-    name: z.string(),
-    shape: z.array(z.number().int().min(0)),
-    datatype: z.string(),
-    data: z.union([z.array(z.number()), z.array(z.string())]).meta({ description: 'Flat, in row-major order' }),
-  })
+  .discriminatedUnion('datatype', [
+    z.strictObject({ ...outputFields, datatype: z.literal('FP32'), data: z.array(z.number()).meta(flatData) }),
+    z.strictObject({ ...outputFields, datatype: z.literal('BYTES'), data: z.array(z.string()).meta(flatData) }),
+  ])
   .meta({ id: 'InferenceResponseOutput' });
 
 export const inferenceResponseSchema = z
@@ -87,3 +90,11 @@ export const inferenceResponseSchema = z
 export type InferenceResponse = z.infer<typeof inferenceResponseSchema>;
 
 export const inferenceErrorSchema = z.strictObject({ error: z.string() }).meta({ id: 'InferenceError' });
+
+// Compile-time checks that the service's response types match these schemas in both directions.
+export type InferenceProtocolTypeChecks = [
+  Fits<InferResponse, InferenceResponse>,
+  Fits<InferenceResponse, InferResponse>,
+  Fits<ModelMetadataResponse, z.infer<typeof modelMetadataSchema>>,
+  Fits<z.infer<typeof modelMetadataSchema>, ModelMetadataResponse>,
+];

@@ -73,13 +73,16 @@ for (const prefix of ['/models/:name', '/models/:name/versions/:version']) {
   inference.all(rejectOtherMethods(inference));
 }
 
-// Readiness as the protocol defines it: 200 when ready, and otherwise an error status, here 503
-// with the reason, as KServe's own server answers.
+// Readiness as the protocol defines it: 200 when ready, and otherwise an error status. Here that
+// is 503 with the reason, as KServe's own Python server responds.
 function checkReady(req: Request): void {
   const { lifecycle } = servicesOf(req);
   if (lifecycle.ready) return;
-  const reason = lifecycle.shuttingDown ? 'the server is shutting down' : !lifecycle.modelLoaded ? 'the model is not loaded' : 'the database is closed';
-  throw createError(503, `not ready: ${reason}`);
+
+  let reason = 'the database is closed';
+  if (!lifecycle.modelLoaded) reason = 'the model is not loaded';
+  if (lifecycle.shuttingDown) reason = 'the server is shutting down';
+  throw createError(503, `not ready: ${reason}`, { expose: true });
 }
 
 /**

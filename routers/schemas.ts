@@ -173,7 +173,7 @@ export const problemSchema = z
 
 // Compile-time checks that the types the services return match these schemas in both directions,
 // so that a field added to a service type without its schema, or the reverse, fails the build.
-type Fits<Actual extends Documented, Documented> = Actual;
+export type Fits<Actual extends Documented, Documented> = Actual;
 type TaskBody = z.infer<typeof taskSchema>;
 export type SchemaTypeChecks = [
   Fits<User, z.infer<typeof userSchema>>,
