@@ -1,6 +1,7 @@
 import express, { type RequestHandler } from 'express';
 import { logAccess } from './middleware/access-log';
 import { identifyUser } from './middleware/auth';
+import { allowOrigins } from './middleware/cors';
 import { handleErrors, handleNotFound } from './middleware/error-handler';
 import { parsePixelBody } from './middleware/pixel-body';
 import { assignRequestId } from './middleware/request-id';
@@ -12,6 +13,7 @@ import { orderRouter } from './routers/order';
 import { predictRouter } from './routers/predict';
 import { taskRouter } from './routers/task';
 import { userRouter } from './routers/user';
+import { webPageRouter } from './routers/web-page';
 import type { AppServices } from './services/app-services';
 
 export interface AppOptions {
@@ -32,6 +34,7 @@ export function createApp(services: AppServices, options: AppOptions = {}): expr
   if (options.inspectResponses) app.use(options.inspectResponses);
   app.use(assignRequestId());
   app.use(logAccess(logger, lifecycle));
+  if (config.CORS_ORIGINS.length > 0) app.use(allowOrigins(config.CORS_ORIGINS));
   app.use(function closeConnectionsWhileStopping(_req, res, next) {
     // During shutdown, `Connection: close` makes keep-alive clients reconnect elsewhere after this response.
     if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
@@ -49,6 +52,7 @@ export function createApp(services: AppServices, options: AppOptions = {}): expr
   app.use(healthRouter);
   app.use(INFERENCE_PROTOCOL_PATH, inferenceProtocolRouter);
   app.use(documentationRouter);
+  app.use(webPageRouter(config.WEB_DIR));
 
   app.use(handleNotFound);
   app.use(handleErrors(logger, { inferenceProtocolPath: INFERENCE_PROTOCOL_PATH }));

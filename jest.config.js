@@ -1,6 +1,7 @@
 /**
- * Two projects. The "api" tests call the app in-process through supertest and run in parallel.
+ * Three projects. The "api" tests call the app in-process through supertest and run in parallel.
  * The "process" tests start the built server (dist/server.js) as a child process and run one at a time.
+ * The "browser" tests drive headless Chromium against the built server and its web page, one at a time.
  * @type {import('jest').Config}
  */
 const tsJest = ['ts-jest', { tsconfig: 'tests/tsconfig.json' }];
@@ -24,6 +25,13 @@ module.exports = {
       transform: { '^.+\\.ts$': tsJest },
       modulePathIgnorePatterns,
       testMatch: ['<rootDir>/tests/process/*.test.ts'],
+    },
+    {
+      displayName: 'browser',
+      testEnvironment: 'node',
+      transform: { '^.+\\.ts$': tsJest },
+      modulePathIgnorePatterns,
+      testMatch: ['<rootDir>/tests/browser/*.test.ts'],
     },
   ],
 };

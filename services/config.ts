@@ -24,6 +24,39 @@ const workerCount = z
   .pipe(z.number().int().min(1, 'must be at least 1').max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`));
 
 /**
+ * Comma-separated origins allowed to call the API from another origin, each exactly as a browser
+ * sends it in the `Origin` header: scheme, host and an optional port, without a path or a trailing
+ * slash. Empty (the default) allows none, so only same-origin pages can read the responses.
+ */
+const originList = z
+  .string()
+  .transform((value, context) => {
+    const origins = value
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== '');
+    for (const origin of origins) {
+      if (!isOrigin(origin)) {
+        context.addIssue({
+          code: 'custom',
+          message: `${JSON.stringify(origin)} is not an origin. Write each as scheme://host[:port] in lower case, with no path, such as https://app.example.com`,
+        });
+      }
+    }
+    return origins;
+  });
+
+function isOrigin(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+}
+
+/**
  * Every setting, read from an environment variable of the same name. The README's configuration
  * table lists the same defaults.
  */
@@ -54,6 +87,8 @@ const configSchema = z.object({
   TASK_CHUNK_SIZE: integer(1, 1000).default(8),
   TASK_TTL_SECONDS: integer(1).default(86_400),
   SHUTDOWN_TIMEOUT_MS: integer(0, 3_600_000).default(10_000),
+  CORS_ORIGINS: originList.default([]),
+  WEB_DIR: z.string().min(1).default('dist/web'),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;

@@ -45,7 +45,7 @@ const DESCRIPTION = `Serves a TensorFlow.js model: classify images or pixel arra
 
 Errors are RFC 9457 problem details (\`application/problem+json\`), except under ${INFERENCE_PROTOCOL_PATH}, where the Open Inference Protocol (KServe v2) requires \`{"error": "..."}\` in \`application/json\`.
 
-Every response carries \`X-Request-Id\`. Any path answers \`OPTIONS\` with 204 and \`Allow\`, and a method it does not list with 405 and \`Allow\`; a path not listed here is 404. A \`GET\` operation also answers \`HEAD\`.
+Every response carries \`X-Request-Id\`. Any path responds to \`OPTIONS\` with 204 and \`Allow\` (or, for a CORS preflight from an origin in CORS_ORIGINS, with the \`Access-Control-*\` headers), and to a method it does not list with 405 and \`Allow\`. A path not listed here is 404. A \`GET\` operation also serves \`HEAD\`.
 
 A request with an \`Authorization\` header whose token is malformed or unknown is 401 on every operation, so that a bad token is never taken for anonymous access.`;
 
@@ -82,6 +82,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
       { name: 'orders', description: "Buy predictions; every route needs the owner's token" },
       { name: 'tasks', description: 'Background work that a 202 response starts' },
       { name: 'service', description: 'Model information, health and this documentation' },
+      { name: 'web page', description: 'The page at / and its files' },
       { name: 'inference protocol', description: 'Open Inference Protocol (KServe v2) REST API, JSON tensors only' },
     ],
   });
@@ -402,6 +403,36 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     responses: {
       200: jsonResponse('The file', binaryFile, {}, '*/*'),
       ...problems([401, 404, 500], { 404: 'swagger-ui-dist has no such file' }),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/',
+    tags: ['web page'],
+    summary: 'The web page, which uses this API',
+    responses: {
+      200: jsonResponse('HTML page', z.string(), {}, 'text/html'),
+      ...problems([401, 404, 500], { 404: 'The page is not built; `npm run build` builds it into WEB_DIR' }),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/{file}',
+    tags: ['web page'],
+    summary: "The page's scripts, styles and icon, from WEB_DIR",
+    request: { params: z.object({ file: z.string().meta({ description: 'Path of the file below WEB_DIR, such as js/main.js' }) }) },
+    responses: {
+      200: jsonResponse('The file', binaryFile, {}, '*/*'),
+      ...problems([401, 500]),
+      // Every path that no route serves reaches the page's files last, so their 404 is the 404 of
+      // any unknown path, in the error format of its prefix.
+      404: {
+        ...jsonResponse('No such file or route', problemSchema, {}, 'application/problem+json'),
+        content: {
+          'application/problem+json': { schema: problemSchema },
+          'application/json': { schema: inferenceErrorSchema },
+        },
+      },
     },
   });
 }

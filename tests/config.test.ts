@@ -28,10 +28,52 @@ describe('loadConfig', () => {
     ['TASK_CHUNK_SIZE', 8],
     ['TASK_TTL_SECONDS', 86_400],
     ['SHUTDOWN_TIMEOUT_MS', 10_000],
+    ['WEB_DIR', 'dist/web'],
   ])('default %s is %p', (name, expected) => {
     const config = loadConfig({});
 
     expect(config[name as keyof typeof config]).toBe(expected);
+  });
+
+  test('default CORS_ORIGINS is empty', () => {
+    const config = loadConfig({});
+
+    expect(config.CORS_ORIGINS).toEqual([]);
+  });
+
+  test.each<[string, string[]]>([
+    ['https://app.example.com', ['https://app.example.com']],
+    ['https://app.example.com, http://localhost:5173', ['https://app.example.com', 'http://localhost:5173']],
+    [' http://127.0.0.1:8080 ,, https://[::1]:8443 ', ['http://127.0.0.1:8080', 'https://[::1]:8443']],
+    [',', []],
+  ])('CORS_ORIGINS=%p is parsed', (value, expected) => {
+    const config = loadConfig({ CORS_ORIGINS: value });
+
+    expect(config.CORS_ORIGINS).toEqual(expected);
+  });
+
+  test.each<[string, string]>([
+    ['app.example.com', 'app.example.com'],
+    ['https://app.example.com/', 'https://app.example.com/'],
+    ['https://app.example.com/path', 'https://app.example.com/path'],
+    ['HTTPS://App.Example.com', 'HTTPS://App.Example.com'],
+    ['https://app.example.com:443', 'https://app.example.com:443'],
+    ['*', '*'],
+    ['ftp://files.example.com', 'ftp://files.example.com'],
+    ['https://ok.example.com, null', 'null'],
+  ])('invalid CORS_ORIGINS=%p names %p', (value, entry) => {
+    let caught: unknown;
+
+    try {
+      loadConfig({ CORS_ORIGINS: value });
+    } catch (error) {
+      caught = error;
+    }
+
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).message).toContain(`CORS_ORIGINS=${JSON.stringify(value)} is invalid`);
+    expect((caught as ConfigError).message).toContain(`${JSON.stringify(entry)} is not an origin`);
+    expect((caught as ConfigError).message).toContain('such as https://app.example.com');
   });
 
   test('empty value means the default', () => {

@@ -43,7 +43,7 @@ export class ResponseChecker {
   private readonly document: Document;
   private readonly ajv: Ajv2020;
   private readonly validators = new Map<unknown, ValidateFunction>();
-  private readonly templates: { template: string; pattern: RegExp; parameterCount: number }[];
+  private readonly templates: Template[];
 
   constructor(document: Document) {
     this.document = document;
@@ -53,17 +53,15 @@ export class ResponseChecker {
     // Component schemas refer to each other as #/components/schemas/Name, so they are added as
     // one schema whose $defs hold them, and every reference is pointed there.
     this.ajv.addSchema({ $id: DEFS_ID, $defs: pointRefsAtDefs(document.components.schemas) });
-    this.templates = Object.keys(document.paths)
-      .map((template) => ({ template, pattern: templatePattern(template), parameterCount: (template.match(/\{/g) ?? []).length }))
-      // A literal segment wins over a parameter, as /users/me does over /users/{id}.
-      .sort((a, b) => a.parameterCount - b.parameterCount);
+    this.templates = Object.keys(document.paths).map(parseTemplate).sort(compareTemplates);
   }
 
   /** Returns why a response breaks the document, or an empty list. */
   check(response: SentResponse): string[] {
     const path = response.url.split('?')[0];
-    const template = this.templates.find((candidate) => candidate.pattern.test(path))?.template;
     const method = response.method.toLowerCase() === 'head' ? 'get' : response.method.toLowerCase();
+    // Static files are served to GET and HEAD only, and other methods fall through to the 404.
+    const template = this.templates.find((candidate) => (method === 'get' || !candidate.files) && candidate.pattern.test(path))?.template;
 
     if (template === undefined) return this.checkUnlistedPath(response, path);
     const operation = this.document.paths[template][method] as Operation | undefined;
@@ -83,10 +81,12 @@ export class ResponseChecker {
     return [...problems, ...this.checkBody(response, this.errorContent(path))];
   }
 
-  // A listed path responds to OPTIONS with 204 and to another method with 405, both with Allow.
+  // A listed path responds to OPTIONS with 204 and to another method with 405, both with Allow,
+  // except that a CORS preflight gets 204 with Access-Control-Allow-Methods instead of Allow.
   private checkUnlistedMethod(response: SentResponse, path: string, template: string): string[] {
     const problems: string[] = [];
-    if (response.headers.allow === undefined) problems.push('Allow header missing');
+    const preflight = response.method === 'OPTIONS' && response.headers['access-control-allow-methods'] !== undefined;
+    if (response.headers.allow === undefined && !preflight) problems.push('Allow header missing');
     if (response.headers['x-request-id'] === undefined) problems.push('X-Request-Id header missing');
     if (response.method === 'OPTIONS') {
       if (response.status !== 204) problems.push(`OPTIONS ${template} should be 204, got ${response.status}`);
@@ -146,13 +146,36 @@ export class ResponseChecker {
   }
 }
 
-function templatePattern(template: string): RegExp {
-  const source = template
-    .split(/\{[^}]+\}/)
-    .map((literal) => literal.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-    .join('[^/]+');
+/**
+ * A path template of the document. A `{file}` parameter is the path of a static file below the
+ * template's prefix, which may contain `/` (OpenAPI has no parameter for that).
+ */
+interface Template {
+  template: string;
+  pattern: RegExp;
+  parameterCount: number;
+  files: boolean;
+}
+
+function parseTemplate(template: string): Template {
+  const literals = template.split(/\{[^}]+\}/).map((literal) => literal.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const parameters = [...template.matchAll(/\{([^}]+)\}/g)].map((match) => match[1]);
+  let source = literals[0];
+  parameters.forEach((name, index) => {
+    source += (name === 'file' ? '.+' : '[^/]+') + literals[index + 1];
+  });
   // Express matches paths without regard to case and with an optional trailing slash.
-  return new RegExp(`^${source}/?$`, 'i');
+  return { template, pattern: new RegExp(`^${source}/?$`, 'i'), parameterCount: parameters.length, files: parameters.includes('file') };
+}
+
+/**
+ * Orders templates so that the first match is the route Express would take: a literal segment
+ * before a parameter (/users/me before /users/{id}), and static files last, the longest prefix first.
+ */
+function compareTemplates(a: Template, b: Template): number {
+  if (a.files !== b.files) return a.files ? 1 : -1;
+  if (a.files) return b.template.length - a.template.length;
+  return a.parameterCount - b.parameterCount;
 }
 
 /** Returns a copy of a schema whose `#/components/schemas/Name` references point at the shared $defs. */
@@ -170,7 +193,7 @@ function pointRefsAtDefs(node: unknown): unknown {
 let sharedChecker: ResponseChecker | null = null;
 const violations: Violation[] = [];
 
-/** Returns the violations recorded since the last call, and forgets them. */
+/** Returns the violations recorded since the last call, and clears the list. */
 export function takeViolations(): Violation[] {
   return violations.splice(0, violations.length);
 }
