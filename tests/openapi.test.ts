@@ -1,14 +1,48 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import request from 'supertest';
+import ts from 'typescript';
 import { createApp } from '../app';
+import { API_TYPES_FILE } from '../scripts/api-types';
 import { buildOpenApiDocument, serializeOpenApiDocument } from '../services/openapi';
 import { TestApp, startTestApp } from './helpers/app';
 import { ResponseChecker, inspectResponses, takeViolations } from './helpers/response-check';
 import { compareOperations, listAppOperations, listDocumentOperations } from './helpers/routes';
 
-const COMMITTED_DOCUMENT = path.join(__dirname, '..', 'openapi.json');
+const ROOT = path.join(__dirname, '..');
+const COMMITTED_DOCUMENT = path.join(ROOT, 'openapi.json');
+
+/**
+ * Renders the API types of `document` with the built scripts/api-types.js in a child process,
+ * because jest cannot load the ES modules that openapi-typescript requires.
+ */
+function renderApiTypes(document: object): string {
+  const script = path.join(ROOT, 'dist', 'scripts', 'api-types.js');
+  if (!fs.existsSync(script)) throw new Error(`${script} is missing; run npm run build first`);
+  const result = spawnSync(process.execPath, [script], { input: JSON.stringify(document), encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${script} failed with exit code ${result.status}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** Type-checks the web page's code with `apiTypes` in place of web/src/api-types.ts; returns the errors. */
+function typeCheckWebPage(apiTypes: string): string[] {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'inferline-web-'));
+  try {
+    fs.cpSync(path.join(ROOT, 'web', 'src'), path.join(directory, 'src'), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'web', 'tsconfig.json'), path.join(directory, 'tsconfig.json'));
+    fs.writeFileSync(path.join(directory, 'src', 'api-types.ts'), apiTypes);
+
+    const configFile = ts.readConfigFile(path.join(directory, 'tsconfig.json'), ts.sys.readFile);
+    const config = ts.parseJsonConfigFileContent(configFile.config, ts.sys, directory);
+    const program = ts.createProgram(config.fileNames, { ...config.options, noEmit: true });
+    return ts.getPreEmitDiagnostics(program).map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'));
+  } finally {
+    fs.rmSync(directory, { recursive: true, force: true });
+  }
+}
 
 type Document = ConstructorParameters<typeof ResponseChecker>[0];
 
@@ -28,6 +62,33 @@ describe('OpenAPI document', () => {
 
     const state = committed === serializeOpenApiDocument() ? 'up to date' : 'out of date: run `npm run openapi` and commit openapi.json';
     expect(state).toBe('up to date');
+  });
+
+  test('committed API types are up to date', () => {
+    const committed = fs.readFileSync(path.join(ROOT, API_TYPES_FILE), 'utf8');
+
+    const generated = renderApiTypes(buildOpenApiDocument());
+
+    const state = committed === generated ? 'up to date' : `out of date: run \`npm run openapi\` and commit ${API_TYPES_FILE}`;
+    expect(state).toBe('up to date');
+  });
+
+  test('web page compiles against the types', () => {
+    const errors = typeCheckWebPage(renderApiTypes(buildOpenApiDocument()));
+
+    expect(errors).toEqual([]);
+  });
+
+  test('schema change that breaks the page fails', () => {
+    const document = buildOpenApiDocument() as unknown as { components: { schemas: Record<string, { properties: Record<string, unknown>; required: string[] }> } };
+    const prediction = document.components.schemas.Prediction;
+    delete prediction.properties.confidence;
+    prediction.required = prediction.required.filter((name) => name !== 'confidence');
+
+    const errors = typeCheckWebPage(renderApiTypes(document));
+
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.join('\n')).toMatch(/Property 'confidence' does not exist/);
   });
 
   test('GET /openapi.json serves the document', async () => {
