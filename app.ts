@@ -1,11 +1,13 @@
-import express from 'express';
+import express, { type RequestHandler } from 'express';
 import { logAccess } from './middleware/access-log';
 import { identifyUser } from './middleware/auth';
 import { allowOrigins } from './middleware/cors';
 import { handleErrors, handleNotFound } from './middleware/error-handler';
 import { parsePixelBody } from './middleware/pixel-body';
 import { assignRequestId } from './middleware/request-id';
+import { documentationRouter } from './routers/documentation';
 import { healthRouter } from './routers/health';
+import { INFERENCE_PROTOCOL_PATH, inferenceProtocolRouter } from './routers/inference-protocol';
 import { modelRouter } from './routers/model';
 import { orderRouter } from './routers/order';
 import { predictRouter } from './routers/predict';
@@ -14,16 +16,22 @@ import { userRouter } from './routers/user';
 import { webPageRouter } from './routers/web-page';
 import type { AppServices } from './services/app-services';
 
+export interface AppOptions {
+  /** Runs before every other middleware; the tests check each response against the OpenAPI document with it. */
+  inspectResponses?: RequestHandler;
+}
+
 /**
  * Builds the Express app from its services. It never listens: server.ts does, and tests hand the
  * app to supertest.
  */
-export function createApp(services: AppServices): express.Express {
+export function createApp(services: AppServices, options: AppOptions = {}): express.Express {
   const { config, logger, lifecycle } = services;
   const app = express();
   app.locals.services = services;
   app.set('x-powered-by', false);
 
+  if (options.inspectResponses) app.use(options.inspectResponses);
   app.use(assignRequestId());
   app.use(logAccess(logger, lifecycle));
   if (config.CORS_ORIGINS.length > 0) app.use(allowOrigins(config.CORS_ORIGINS));
@@ -42,9 +50,11 @@ export function createApp(services: AppServices): express.Express {
   app.use('/tasks', taskRouter);
   app.use('/model', modelRouter);
   app.use(healthRouter);
+  app.use(INFERENCE_PROTOCOL_PATH, inferenceProtocolRouter);
+  app.use(documentationRouter);
   app.use(webPageRouter(config.WEB_DIR));
 
   app.use(handleNotFound);
-  app.use(handleErrors(logger));
+  app.use(handleErrors(logger, { inferenceProtocolPath: INFERENCE_PROTOCOL_PATH }));
   return app;
 }

@@ -5,6 +5,8 @@
  * @type {import('jest').Config}
  */
 const tsJest = ['ts-jest', { tsconfig: 'tests/tsconfig.json' }];
+// The build output contains a copy of package.json, which jest would take for a second package.
+const modulePathIgnorePatterns = ['<rootDir>/dist/'];
 
 module.exports = {
   projects: [
@@ -12,18 +14,23 @@ module.exports = {
       displayName: 'api',
       testEnvironment: 'node',
       transform: { '^.+\\.ts$': tsJest },
+      modulePathIgnorePatterns,
       testMatch: ['<rootDir>/tests/*.test.ts'],
+      // Fails a test whose responses break the OpenAPI document; see tests/helpers/response-check.ts.
+      setupFilesAfterEnv: ['<rootDir>/tests/helpers/fail-on-bad-responses.ts'],
     },
     {
       displayName: 'process',
       testEnvironment: 'node',
       transform: { '^.+\\.ts$': tsJest },
+      modulePathIgnorePatterns,
       testMatch: ['<rootDir>/tests/process/*.test.ts'],
     },
     {
       displayName: 'browser',
       testEnvironment: 'node',
       transform: { '^.+\\.ts$': tsJest },
+      modulePathIgnorePatterns,
       testMatch: ['<rootDir>/tests/browser/*.test.ts'],
     },
   ],

@@ -109,12 +109,27 @@ export const handleNotFound: RequestHandler = function handleNotFoundHandler(req
   next(createError(404, `no route matches ${req.method} ${req.path}`));
 };
 
+/** The body of an error on the Open Inference Protocol paths, as that protocol requires. */
+export interface InferenceProtocolError {
+  error: string;
+}
+
+export interface ErrorFormatOptions {
+  /**
+   * Mount path of the Open Inference Protocol routes. Errors of requests under it are sent as
+   * `{"error": "..."}` in application/json, with the same status and headers.
+   */
+  inferenceProtocolPath?: string;
+}
+
 /**
- * Sends every error as `application/problem+json`; this is the one place where errors become
- * responses. Details of 5xx errors stay in the log, and the client gets the generic title and the
- * request id.
+ * Sends every error as `application/problem+json`, or as the Open Inference Protocol's error body
+ * under `inferenceProtocolPath`; this is the one place where errors become responses. Details of
+ * 5xx errors stay in the log, and the client gets the generic title and the request id.
  */
-export function handleErrors(logger: winston.Logger): ErrorRequestHandler {
+export function handleErrors(logger: winston.Logger, options: ErrorFormatOptions = {}): ErrorRequestHandler {
+  const { inferenceProtocolPath } = options;
+
   return function handleErrorsHandler(error, req, res, next) {
     // Once headers are out, only Express's default handler can end the response (it closes the socket).
     if (res.headersSent) return next(error);
@@ -127,18 +142,31 @@ export function handleErrors(logger: winston.Logger): ErrorRequestHandler {
       logger.error('request failed', { status: problem.status, method: req.method, path: req.originalUrl.split('?')[0], ...errorFields(error) });
     }
     res.locals.errorDetail = problem.expose ? problem.detail : title;
+    const detail = problem.expose ? problem.detail : `${title}; quote request id ${req.id} when reporting it`;
+    for (const [name, value] of Object.entries(problem.headers ?? {})) res.setHeader(name, value);
+
+    if (inferenceProtocolPath !== undefined && isUnderPath(req.originalUrl, inferenceProtocolPath)) {
+      const body: InferenceProtocolError = { error: detail };
+      res.status(problem.status).type('application/json').send(JSON.stringify(body));
+      return;
+    }
 
     const body: Problem = {
       type: 'about:blank',
       title,
       status: problem.status,
-      detail: problem.expose ? problem.detail : `${title}; quote request id ${req.id} when reporting it`,
+      detail,
       instance: req.originalUrl,
       requestId: req.id,
     };
     if (problem.errors && problem.expose) body.errors = problem.errors;
-
-    for (const [name, value] of Object.entries(problem.headers ?? {})) res.setHeader(name, value);
     res.status(problem.status).type('application/problem+json').send(JSON.stringify(body));
   };
+}
+
+/** True when the path of `url` is `mountPath` or lies below it, ignoring case as Express's routing does. */
+function isUnderPath(url: string, mountPath: string): boolean {
+  const path = url.split('?')[0].toLowerCase();
+  const mount = mountPath.toLowerCase();
+  return path === mount || path.startsWith(`${mount}/`);
 }

@@ -6,10 +6,24 @@ import type { ItemInput } from '../services/items';
 import { decodeBase64Image } from '../services/model-input';
 
 /** An image sent inside JSON: base64, optionally as a data URL. */
-export const imageItem = z.strictObject({ image: z.string().min(1, 'must be a non-empty base64 string') });
+export const imageItem = z
+  .strictObject({
+    image: z
+      .string()
+      .min(1, 'must be a non-empty base64 string')
+      .meta({ description: 'PNG, JPEG or WebP bytes in base64 or base64url, optionally as a data: URL' }),
+  })
+  .meta({ id: 'ImageItem' });
 
 /** A ready tensor: rows of numbers in 0..1. Checked value by value by pixelsToInput. */
-export const pixelsItem = z.strictObject({ pixels: z.array(z.unknown()) });
+export const pixelsItem = z
+  .strictObject({
+    pixels: z.array(z.unknown()).meta({
+      description:
+        "The model's input as height rows of width numbers in 0..1, or of arrays of `channels` numbers when the model takes more than one channel (see GET /model)",
+    }),
+  })
+  .meta({ id: 'PixelsItem' });
 
 /** True when the request body is multipart/form-data. */
 export function isMultipart(req: Request): boolean {

@@ -12,23 +12,31 @@ import { createOrder, getBill, getOrder, listOrders, updateOrder } from '../serv
 import { idParams, pageQuery, prefersAsync } from './common';
 import { filesToItems, imageItem, isMultipart, jsonToItems } from './items';
 
-const note = z.string().max(500, 'must be at most 500 characters');
+/** The client's note on an order. */
+export const note = z.string().max(500, 'must be at most 500 characters');
 
-const newOrderBody = z.strictObject({
-  items: z.array(imageItem).min(1, 'an order needs at least one item'),
-  note: note.nullable().optional(),
-});
+/** JSON body of POST /orders. */
+export const newOrderBody = z
+  .strictObject({
+    items: z.array(imageItem).min(1, 'an order needs at least one item'),
+    note: note.nullable().optional(),
+  })
+  .meta({ id: 'NewOrder' });
 
-const multipartFields = z.object({ note: note.optional() });
+/** Text fields of a multipart POST /orders; its files are the items. */
+export const multipartFields = z.object({ note: note.optional() });
 
-const orderChanges = z
+/** Body of PATCH /orders/{id}. */
+export const orderChanges = z
   .strictObject({
     note: note.nullable().optional(),
     status: z.literal('cancelled', { message: 'the only status a client can set is "cancelled"' }).optional(),
   })
-  .refine((changes) => changes.note !== undefined || changes.status !== undefined, { message: 'send "note", "status" or both' });
+  .refine((changes) => changes.note !== undefined || changes.status !== undefined, { message: 'send "note", "status" or both' })
+  .meta({ id: 'OrderChanges' });
 
-const idempotencyHeader = z.object({
+/** The `Idempotency-Key` request header of POST /orders. */
+export const idempotencyHeader = z.object({
   'idempotency-key': z.string().regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 visible ASCII characters'),
 });
 

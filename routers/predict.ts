@@ -9,10 +9,13 @@ import { predictNow, queuePrediction } from '../services/predictions';
 import { prefersAsync } from './common';
 import { filesToItems, imageItem, isMultipart, jsonToItems, pixelsItem } from './items';
 
-const predictBody = z.strictObject({
-  // Pixels first: zod tries the members in order, and a failed try costs more than the match.
-  instances: z.array(z.union([pixelsItem, imageItem])).min(1, 'send at least one instance'),
-});
+/** JSON body of POST /predict. */
+export const predictBody = z
+  .strictObject({
+    // Pixels first: zod tries the members in order, and a failed try costs more than the match.
+    instances: z.array(z.union([pixelsItem, imageItem])).min(1, 'send at least one instance'),
+  })
+  .meta({ id: 'PredictRequest' });
 
 /** POST /predict: classify images or pixel arrays, without a token. */
 export const predictRouter = express.Router();

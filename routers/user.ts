@@ -7,13 +7,15 @@ import { servicesOf } from '../services/app-services';
 import { createUser, getUser, listUsers } from '../services/users';
 import { idParams, pageQuery } from './common';
 
-const newUserBody = z.strictObject({
-  username: z
-    .string()
-    .min(3, 'must be 3 to 32 characters')
-    .max(32, 'must be 3 to 32 characters')
-    .regex(/^[a-z0-9_-]+$/, 'may contain only a-z, 0-9, "_" and "-"'),
-});
+/** A username: 3 to 32 characters of a-z, 0-9, "_" and "-". */
+export const username = z
+  .string()
+  .min(3, 'must be 3 to 32 characters')
+  .max(32, 'must be 3 to 32 characters')
+  .regex(/^[a-z0-9_-]+$/, 'may contain only a-z, 0-9, "_" and "-"');
+
+/** Body of POST /users. */
+export const newUserBody = z.strictObject({ username }).meta({ id: 'NewUser' });
 
 /** Routes under /users: sign-up, the caller, one user, and the list of users. */
 export const userRouter = express.Router();

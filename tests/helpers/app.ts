@@ -11,6 +11,7 @@ import { openDatabase } from '../../services/database';
 import { Lifecycle } from '../../services/lifecycle';
 import { AppLogger, createLogger } from '../../services/logger';
 import { LoadedModel, loadModel } from '../../services/model';
+import { inspectResponses } from './response-check';
 
 export const MODEL_DIR = path.join(__dirname, '..', '..', 'models', 'digits');
 
@@ -33,7 +34,8 @@ export interface TestApp {
 
 /**
  * Builds the real app on the real model, a real SQLite database in a temporary directory and a
- * log file there. `env` overrides configuration variables, as the environment would.
+ * log file there. `env` overrides configuration variables, as the environment would. The app
+ * checks every response against the OpenAPI document.
  */
 export async function startTestApp(env: Record<string, string> = {}, model?: LoadedModel): Promise<TestApp> {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'inferline-test-'));
@@ -51,7 +53,9 @@ export async function startTestApp(env: Record<string, string> = {}, model?: Loa
   const { runner } = services;
 
   return {
-    app: createApp(services),
+    // Every response is checked against the OpenAPI document; tests/helpers/fail-on-bad-responses.ts
+    // fails the test that received one that breaks it.
+    app: createApp(services, { inspectResponses: inspectResponses() }),
     services,
     log,
     logDir: directory,

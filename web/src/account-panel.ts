@@ -1,15 +1,10 @@
-import { ApiError, callApi } from './api.js';
+import { ApiError, Schema, callApi } from './api.js';
 import { byId } from './dom.js';
 import { clearError, showError, showMessage } from './error-view.js';
 import { Session, SessionStore } from './session.js';
 
 /** The 201 body of POST /users: the only response that contains the token. */
-interface NewUser {
-  id: string;
-  username: string;
-  createdAt: string;
-  token: string;
-}
+type NewUser = Schema<'UserWithToken'>;
 
 /**
  * Sets up sign-up and sign-out, shows who is signed in, and checks that a token stored by an
@@ -35,7 +30,8 @@ export function setUpAccountPanel(sessions: SessionStore): void {
     clearError(errorRegion);
     signUpButton.disabled = true;
     try {
-      const { body } = await callApi<NewUser>('POST', '/users', { json: { username: username.value.trim() } });
+      const request: Schema<'NewUser'> = { username: username.value.trim() };
+      const { body } = await callApi<NewUser>('POST', '/users', { json: request });
       sessions.signIn({ userId: body.id, username: body.username, token: body.token });
       username.value = '';
       // The form is now hidden, so focus moves to the control that replaced it.

@@ -1,19 +1,16 @@
-/** One invalid field of a request, as the service names it: `username`, `items`, `files[2]`. */
-export interface FieldError {
-  path: string;
-  message: string;
-}
+import type { components } from './api-types.js';
+
+/**
+ * A schema of the API's OpenAPI document by name, such as `Schema<'Order'>`. `npm run openapi`
+ * generates api-types.ts from the document, so a schema change that breaks the page fails its build.
+ */
+export type Schema<Name extends keyof components['schemas']> = components['schemas'][Name];
 
 /** The RFC 9457 problem details body that the service sends with every error response. */
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  instance: string;
-  requestId: string;
-  errors?: FieldError[];
-}
+export type Problem = Schema<'Problem'>;
+
+/** One invalid field of a request, as the service names it: `username`, `items`, `files[2]`. */
+export type FieldError = NonNullable<Problem['errors']>[number];
 
 /**
  * A failed API call: an error response (with its problem when the body is one), a network failure

@@ -1,14 +1,11 @@
-import { callApi } from './api.js';
+import { Schema, callApi } from './api.js';
 import { byId } from './dom.js';
 import { DrawingPad } from './drawing-pad.js';
 import { clearError, showError } from './error-view.js';
-import { Prediction, renderPrediction } from './prediction-view.js';
+import { renderPrediction } from './prediction-view.js';
 
 /** The 200 body of POST /predict. */
-interface PredictResponse {
-  predictions: Prediction[];
-  model: { name: string; version: string };
-}
+type PredictResponse = Schema<'PredictResponse'>;
 
 /**
  * Sets up classification of the drawing, of a chosen file and of a dropped file. Each is sent to

@@ -1,16 +1,11 @@
-import { callApi } from './api.js';
+import { Schema, callApi } from './api.js';
 import { byId, countOf, createElement } from './dom.js';
 import { clearError, showError } from './error-view.js';
-import { OrderSummary, describeOrderSummary } from './order-view.js';
+import { describeOrderSummary } from './order-view.js';
 import { SessionStore } from './session.js';
 
 /** A page of GET /orders. */
-interface OrderPage {
-  items: OrderSummary[];
-  total: number;
-  limit: number;
-  offset: number;
-}
+type OrderPage = Schema<'OrderSummaryPage'>;
 
 const PAGE_SIZE = 10;
 

@@ -3,7 +3,7 @@
  * runs after the document is parsed, so every element exists.
  */
 import { setUpAccountPanel } from './account-panel.js';
-import { callApi } from './api.js';
+import { Schema, callApi } from './api.js';
 import { setUpClassifyPanel } from './classify-panel.js';
 import { byId, formatPercent } from './dom.js';
 import { DrawingPad } from './drawing-pad.js';
@@ -13,13 +13,7 @@ import { setUpOrderPanel } from './order-panel.js';
 import { SessionStore } from './session.js';
 
 /** The part of GET /model that the page shows. */
-interface ModelInfo {
-  name: string;
-  version: string;
-  backend: string;
-  labels: string[];
-  heldOutAccuracy: number | null;
-}
+type ModelInfo = Pick<Schema<'ModelInfo'>, 'name' | 'version' | 'backend' | 'labels' | 'heldOutAccuracy'>;
 
 const sessions = new SessionStore();
 const pad = new DrawingPad(byId('drawing-pad', HTMLCanvasElement));

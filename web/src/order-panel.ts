@@ -1,4 +1,4 @@
-import { callApi, isAbort } from './api.js';
+import { Schema, callApi, isAbort } from './api.js';
 import { Basket } from './basket.js';
 import { byId, countOf, createElement, formatPercent } from './dom.js';
 import { DrawingPad } from './drawing-pad.js';
@@ -207,7 +207,8 @@ export function setUpOrderPanel(pad: DrawingPad, sessions: SessionStore, onOrder
 
     const { orderId } = following;
     try {
-      const { body: order } = await callApi<Order>('PATCH', `/orders/${orderId}`, { json: { status: 'cancelled' }, token: session.token });
+      const changes: Schema<'OrderChanges'> = { status: 'cancelled' };
+      const { body: order } = await callApi<Order>('PATCH', `/orders/${orderId}`, { json: changes, token: session.token });
       stopFollowing();
       taskStatus.textContent = `${TASK_STATUS_TEXT.cancelled}.`;
       renderOrder(orderView, order).focus();

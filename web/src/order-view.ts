@@ -1,49 +1,25 @@
+import type { Schema } from './api.js';
 import { countOf, createElement, formatMoney, formatPercent, formatTime } from './dom.js';
 
 // Rows shown before a "Show all" button, so that an order of 1000 items does not make the page 30,000 px tall.
 const ROWS_SHOWN = 50;
 
-export type OrderStatus = 'pending' | 'completed' | 'failed' | 'cancelled';
-
 /** Money in integer minor units of `currency` (cents for USD). */
-export interface Bill {
-  items: number;
-  unitPrice: number;
-  total: number;
-  currency: string;
-}
+export type Bill = Schema<'Bill'>;
 
 /** One item of an order, as GET /orders/{id} returns it. */
-export interface OrderItem {
-  index: number;
-  status: 'pending' | 'classified' | 'failed';
-  label: string | null;
-  confidence: number | null;
-  error: { message: string } | null;
-}
+export type OrderItem = Schema<'Item'>;
 
 /** An order, as GET /orders/{id} returns it. */
-export interface Order {
-  id: string;
-  status: OrderStatus;
-  items: OrderItem[];
-  bill: Bill;
-  note: string | null;
-  taskId: string | null;
-  createdAt: string;
-}
+export type Order = Schema<'Order'>;
+
+export type OrderStatus = Order['status'];
 
 /** An order in the list of GET /orders: without its items. */
-export interface OrderSummary extends Omit<Order, 'items'> {
-  itemCount: number;
-}
+export type OrderSummary = Schema<'OrderSummary'>;
 
 /** The 202 body of an order that became a background task. */
-export interface QueuedOrder {
-  id: string;
-  status: 'queued';
-  orderId: string;
-}
+export type QueuedOrder = Schema<'OrderTaskAccepted'>;
 
 /** Describes the bill in words, such as "3 items at $0.25: $0.75". */
 export function describeBill(bill: Bill): string {

@@ -1,12 +1,8 @@
+import type { Schema } from './api.js';
 import { createElement, formatPercent } from './dom.js';
 
-/** One classified input, as POST /predict returns it. */
-export interface Prediction {
-  label: string;
-  confidence: number;
-  /** One probability a label, in the order of the model's labels. */
-  probabilities: number[];
-}
+/** One classified input, as POST /predict returns it, with one probability a label in the order of the model's labels. */
+export type Prediction = Schema<'Prediction'>;
 
 /**
  * Shows the predicted label and a bar chart of every label's probability. Each bar also carries

@@ -1,16 +1,9 @@
-import { callApi } from './api.js';
-
-export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+import { Schema, callApi } from './api.js';
 
 /** A background task, as GET /tasks/{id} returns it. */
-export interface Task {
-  id: string;
-  kind: 'order' | 'predict';
-  status: TaskStatus;
-  progress: { done: number; total: number };
-  result: unknown;
-  error: { message: string } | null;
-}
+export type Task = Schema<'Task'>;
+
+export type TaskStatus = Task['status'];
 
 // Often enough for a progress bar to move smoothly, and at most 4 requests a second per open page.
 const POLL_INTERVAL_MS = 250;

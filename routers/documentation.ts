@@ -1,0 +1,52 @@
+import path from 'node:path';
+import express from 'express';
+import { rejectOtherMethods } from '../middleware/method-not-allowed';
+import { openApiDocument } from '../services/openapi';
+
+// swagger-ui-dist's own folder, whose CSS and scripts the page loads. Its index.html and
+// swagger-initializer.js, which point at the Swagger pet store, are not used.
+const SWAGGER_UI_DIRECTORY = path.dirname(require.resolve('swagger-ui-dist/package.json'));
+
+const DOCS_PAGE = `<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <title>inferline API</title>
+    <link rel="stylesheet" href="/docs/swagger-ui.css">
+    <link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32">
+  </head>
+  <body>
+    <div id="swagger-ui"></div>
+    <script src="/docs/swagger-ui-bundle.js"></script>
+    <script src="/docs/swagger-ui-standalone-preset.js"></script>
+    <script>
+      window.addEventListener('load', function startSwaggerUi() {
+        window.ui = SwaggerUIBundle({
+          url: '/openapi.json',
+          dom_id: '#swagger-ui',
+          deepLinking: true,
+          presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+          layout: 'StandaloneLayout',
+        });
+      });
+    </script>
+  </body>
+</html>
+`;
+
+/** GET /openapi.json, the API's OpenAPI document, and GET /docs, the same in Swagger UI. */
+export const documentationRouter = express.Router();
+
+const document = documentationRouter.route('/openapi.json');
+document.get(function openApiDocumentRoute(_req, res) {
+  res.json(openApiDocument());
+});
+document.all(rejectOtherMethods(document));
+
+const docs = documentationRouter.route('/docs');
+docs.get(function docsPageRoute(_req, res) {
+  res.type('html').send(DOCS_PAGE);
+});
+docs.all(rejectOtherMethods(docs));
+
+documentationRouter.use('/docs', express.static(SWAGGER_UI_DIRECTORY, { index: false, fallthrough: true }));
