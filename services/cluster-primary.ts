@@ -100,6 +100,12 @@ class ClusterPrimary {
     worker.on('message', (message: unknown) => {
       if (isWorkerMessage(message)) this.handleMessage(state, message);
     });
+    // Node's cluster module re-emits errors of the worker's IPC channel on the worker, and an
+    // 'error' event without a listener is an uncaught exception. A write to a worker that is
+    // exiting fails with EPIPE this way; its exit is handled below, so the error is only logged.
+    worker.on('error', (error: Error) => {
+      this.logger.warn('channel to worker failed', { workerId: state.id, pid: state.pid, error: error.message });
+    });
     // Messages can still arrive between 'exit' and 'disconnect'; 'disconnect' comes after the last.
     const exited = new Promise<ExitStatus>((resolve) => worker.once('exit', (code, signal) => resolve({ code, signal })));
     const disconnected = new Promise<void>((resolve) => worker.once('disconnect', resolve));
