@@ -25,6 +25,7 @@ module.exports = {
       transform: { '^.+\\.ts$': tsJest },
       modulePathIgnorePatterns,
       testMatch: ['<rootDir>/tests/process/*.test.ts'],
+      setupFilesAfterEnv: ['<rootDir>/tests/helpers/fail-on-bad-responses.ts'],
     },
     {
       displayName: 'browser',
@@ -32,6 +33,7 @@ module.exports = {
       transform: { '^.+\\.ts$': tsJest },
       modulePathIgnorePatterns,
       testMatch: ['<rootDir>/tests/browser/*.test.ts'],
+      setupFilesAfterEnv: ['<rootDir>/tests/helpers/fail-on-bad-responses.ts'],
     },
   ],
 };

@@ -131,6 +131,9 @@ function registerComponents(registry: OpenAPIRegistry): void {
 const headerRef = (name: string) => ({ $ref: `#/components/headers/${name}` });
 
 /** Builds a response with a body of `schema`, or none, that carries X-Request-Id and `headers`. */
+// Static files are served with ETag and Last-Modified, so a browser that revalidates its cache gets 304.
+const NOT_MODIFIED: ResponseConfig = { description: 'Not modified: the file matches the If-None-Match or If-Modified-Since of the request' };
+
 function jsonResponse(description: string, schema?: z.ZodType, headers: Record<string, { $ref: string }> = {}, mediaType = 'application/json'): ResponseConfig {
   const response: ResponseConfig = { description, headers: { 'X-Request-Id': headerRef('RequestId'), ...headers } };
   if (schema) response.content = { [mediaType]: { schema } };
@@ -392,7 +395,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     path: '/docs',
     tags: ['service'],
     summary: 'This documentation in Swagger UI',
-    responses: { 200: jsonResponse('HTML page', z.string(), {}, 'text/html'), ...problems([401, 500]) },
+    responses: { 200: jsonResponse('HTML page', z.string(), {}, 'text/html'), 304: NOT_MODIFIED, ...problems([401, 500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -402,6 +405,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     request: { params: z.object({ file: z.string().meta({ description: 'File name, such as swagger-ui-bundle.js' }) }) },
     responses: {
       200: jsonResponse('The file', binaryFile, {}, '*/*'),
+      304: NOT_MODIFIED,
       ...problems([401, 404, 500], { 404: 'swagger-ui-dist has no such file' }),
     },
   });
@@ -412,6 +416,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     summary: 'The web page, which uses this API',
     responses: {
       200: jsonResponse('HTML page', z.string(), {}, 'text/html'),
+      304: NOT_MODIFIED,
       ...problems([401, 404, 500], { 404: 'The page is not built; `npm run build` builds it into WEB_DIR' }),
     },
   });
@@ -423,6 +428,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     request: { params: z.object({ file: z.string().meta({ description: 'Path of the file below WEB_DIR, such as js/main.js' }) }) },
     responses: {
       200: jsonResponse('The file', binaryFile, {}, '*/*'),
+      304: NOT_MODIFIED,
       ...problems([401, 500]),
       // Every path that no route serves reaches the page's files last, so their 404 is the 404 of
       // any unknown path, in the error format of its prefix.

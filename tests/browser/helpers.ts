@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BrowserContext, Page, chromium } from 'playwright-core';
+import { BrowserContext, Page, Response, chromium } from 'playwright-core';
+import { recordResponse } from '../helpers/response-check';
 import { ROOT, ServerProcess, startServer, stopLeftoverServers } from '../process/helpers';
 
 export const SCREENSHOT_DIR = path.join(ROOT, 'test-results', 'browser');
@@ -105,6 +106,13 @@ export async function openPage(baseUrl: string, options: { viewport?: { width: n
   });
   page.on('pageerror', (error) => consoleErrors.push(`uncaught: ${error.stack ?? error.message}`));
 
+  // Every response the page gets from the server is checked against the OpenAPI document; close()
+  // waits for the checks, because reading a body is asynchronous.
+  const responseChecks: Promise<void>[] = [];
+  page.on('response', (response) => {
+    if (response.url().startsWith(`${baseUrl}/`)) responseChecks.push(checkPageResponse(response));
+  });
+
   const browserPage: BrowserPage = {
     page,
     context,
@@ -118,6 +126,7 @@ export async function openPage(baseUrl: string, options: { viewport?: { width: n
     },
     async close() {
       openPages.delete(browserPage);
+      await Promise.all(responseChecks);
       await context.close();
       fs.rmSync(userDataDir, { recursive: true, force: true });
     },
@@ -126,6 +135,13 @@ export async function openPage(baseUrl: string, options: { viewport?: { width: n
 
   await page.goto(`${baseUrl}/`);
   return browserPage;
+}
+
+async function checkPageResponse(response: Response): Promise<void> {
+  // A response whose page has navigated away has no body to read; its status is still checked.
+  const body = await response.body().catch(() => Buffer.alloc(0));
+  const { pathname, search } = new URL(response.url());
+  recordResponse({ method: response.request().method(), url: pathname + search, status: response.status(), headers: response.headers(), body });
 }
 
 /** Closes every browser that a test left open. Call it in afterEach. */

@@ -198,8 +198,27 @@ export function takeViolations(): Violation[] {
   return violations.splice(0, violations.length);
 }
 
+function documentChecker(): ResponseChecker {
+  sharedChecker ??= new ResponseChecker(openApiDocument() as unknown as Document);
+  return sharedChecker;
+}
+
+/**
+ * Checks a response that a client received (from a server process or in the browser) and records
+ * a violation when it breaks the document, as inspectResponses does inside test apps.
+ */
+export function recordResponse(sent: SentResponse, checker: ResponseChecker = documentChecker()): void {
+  let problems: string[];
+  try {
+    problems = checker.check(sent);
+  } catch (error) {
+    problems = [`the check failed: ${(error as Error).message}`];
+  }
+  if (problems.length > 0) violations.push({ request: `${sent.method} ${sent.url}`, status: sent.status, problems });
+}
+
 /** Records a violation for every response that breaks the app's OpenAPI document. */
-export function inspectResponses(checker: ResponseChecker = (sharedChecker ??= new ResponseChecker(openApiDocument() as unknown as Document))): RequestHandler {
+export function inspectResponses(checker: ResponseChecker = documentChecker()): RequestHandler {
   return function inspectResponsesHandler(req, res, next) {
     const chunks: Buffer[] = [];
     const collect = (chunk: unknown, encoding: unknown): void => {
@@ -215,14 +234,7 @@ export function inspectResponses(checker: ResponseChecker = (sharedChecker ??= n
     } as typeof res.write;
     res.end = function recordEnd(...args: unknown[]) {
       collect(args[0], args[1]);
-      const sent: SentResponse = { method: req.method, url: req.originalUrl, status: res.statusCode, headers: res.getHeaders(), body: Buffer.concat(chunks) };
-      let problems: string[];
-      try {
-        problems = checker.check(sent);
-      } catch (error) {
-        problems = [`the check failed: ${(error as Error).message}`];
-      }
-      if (problems.length > 0) violations.push({ request: `${req.method} ${req.originalUrl}`, status: res.statusCode, problems });
+      recordResponse({ method: req.method, url: req.originalUrl, status: res.statusCode, headers: res.getHeaders(), body: Buffer.concat(chunks) }, checker);
       return end(...args);
     } as typeof res.end;
     next();

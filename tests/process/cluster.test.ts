@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {
+  checkedFetch,
+  recordReceived,
   LogRecord,
   MODEL_DIR,
   isJson,
@@ -46,14 +48,18 @@ function requestOnNewConnection(url: string, options: { method?: string; headers
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.once('error', reject);
-      response.once('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      response.once('end', () => {
+        const reply = { status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') };
+        recordReceived(options.method ?? 'GET', url, { ...reply, headers: response.headers });
+        resolve(reply);
+      });
     });
     request.end(options.body);
   });
 }
 
 async function getOrder(baseUrl: string, orderId: string, auth: string): Promise<LogRecord> {
-  const response = await fetch(`${baseUrl}/orders/${orderId}`, { headers: { Authorization: auth } });
+  const response = await checkedFetch(`${baseUrl}/orders/${orderId}`, { headers: { Authorization: auth } });
   if (response.status !== 200) throw new Error(`GET /orders/${orderId} returned ${response.status}: ${await response.text()}`);
   return (await response.json()) as LogRecord;
 }

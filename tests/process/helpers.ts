@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { findFreePort } from '../../bench/processes';
+import { recordResponse } from '../helpers/response-check';
 
 export { findFreePort };
 
@@ -17,6 +18,28 @@ const EXIT_TIMEOUT_MS = 30_000;
 
 /** One parsed JSON log line. */
 export type LogRecord = Record<string, any>;
+
+// Statuses whose responses have no body, which the Response constructor rejects a body for.
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
+/**
+ * Sends a request with fetch and checks the response against the OpenAPI document, as test apps do
+ * for the in-process tests. Returns a Response with the same status, headers and body.
+ */
+export async function checkedFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  const response = await fetch(url, init);
+  const body = Buffer.from(await response.arrayBuffer());
+  recordReceived(init.method ?? 'GET', url, { status: response.status, headers: Object.fromEntries(response.headers), body });
+
+  return new Response(NULL_BODY_STATUSES.has(response.status) ? null : body, { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+/** Checks a response that a test read itself, for example with node:http, against the OpenAPI document. */
+export function recordReceived(method: string, url: string, response: { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer | string }): void {
+  const { pathname, search } = new URL(url);
+  const body = typeof response.body === 'string' ? Buffer.from(response.body, 'utf8') : response.body;
+  recordResponse({ method: method.toUpperCase(), url: pathname + search, status: response.status, headers: response.headers, body });
+}
 
 export interface ExitStatus {
   code: number | null;
@@ -224,7 +247,7 @@ export function digitThreeBase64(): string {
 
 /** Creates a user with POST /users and returns its id and bearer header value. */
 export async function signUp(baseUrl: string, username: string): Promise<{ id: string; auth: string }> {
-  const response = await fetch(`${baseUrl}/users`, {
+  const response = await checkedFetch(`${baseUrl}/users`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ username }),
@@ -240,7 +263,7 @@ export async function signUp(baseUrl: string, username: string): Promise<{ id: s
  */
 export async function placeAsyncOrder(baseUrl: string, auth: string, itemCount: number): Promise<{ taskId: string; orderId: string }> {
   const image = digitThreeBase64();
-  const response = await fetch(`${baseUrl}/orders`, {
+  const response = await checkedFetch(`${baseUrl}/orders`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Authorization: auth, Prefer: 'respond-async' },
     body: JSON.stringify({ items: Array.from({ length: itemCount }, () => ({ image })) }),
@@ -264,7 +287,7 @@ export async function waitForTask(
   const deadline = Date.now() + timeoutMs;
   let task: LogRecord = {};
   while (Date.now() < deadline) {
-    const response = await fetch(`${baseUrl}/tasks/${taskId}`, { headers: { Authorization: auth } });
+    const response = await checkedFetch(`${baseUrl}/tasks/${taskId}`, { headers: { Authorization: auth } });
     if (response.status !== 200) throw new Error(`GET /tasks/${taskId} returned ${response.status}: ${await response.text()}`);
     task = (await response.json()) as LogRecord;
     if (matches(task)) return task;

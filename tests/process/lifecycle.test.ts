@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import {
+  checkedFetch,
+  recordReceived,
   LogRecord,
   MODEL_DIR,
   delay,
@@ -33,13 +35,17 @@ function readResponse(request: http.ClientRequest): Promise<{ status: number; he
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.once('error', reject);
-      response.once('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      response.once('end', () => {
+        const reply = { status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') };
+        recordReceived(request.method, `${request.protocol}//${request.host}${request.path}`, reply);
+        resolve(reply);
+      });
     });
   });
 }
 
 async function getOrder(baseUrl: string, orderId: string, auth: string): Promise<LogRecord> {
-  const response = await fetch(`${baseUrl}/orders/${orderId}`, { headers: { Authorization: auth } });
+  const response = await checkedFetch(`${baseUrl}/orders/${orderId}`, { headers: { Authorization: auth } });
   if (response.status !== 200) throw new Error(`GET /orders/${orderId} returned ${response.status}: ${await response.text()}`);
   return (await response.json()) as LogRecord;
 }
@@ -64,7 +70,7 @@ describe('server process lifecycle', () => {
       const statuses: Record<string, number> = {};
       let predictedLabel: unknown;
       for (const request of requests) {
-        const response = await fetch(`${server.baseUrl}${request.path}`, {
+        const response = await checkedFetch(`${server.baseUrl}${request.path}`, {
           method: request.method,
           headers: { 'X-Request-Id': request.requestId, ...(request.body ? { 'Content-Type': 'application/json' } : {}) },
           body: request.body,

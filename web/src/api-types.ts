@@ -1328,6 +1328,13 @@ export type paths = {
                         "text/html": string;
                     };
                 };
+                /** @description Not modified: the file matches the If-None-Match or If-Modified-Since of the request */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
                 /** @description Missing, malformed or unknown bearer token */
                 401: {
                     headers: {
@@ -1388,6 +1395,13 @@ export type paths = {
                     content: {
                         "*/*": string;
                     };
+                };
+                /** @description Not modified: the file matches the If-None-Match or If-Modified-Since of the request */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description Missing, malformed or unknown bearer token */
                 401: {
@@ -1456,6 +1470,13 @@ export type paths = {
                     content: {
                         "text/html": string;
                     };
+                };
+                /** @description Not modified: the file matches the If-None-Match or If-Modified-Since of the request */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description Missing, malformed or unknown bearer token */
                 401: {
@@ -1527,6 +1548,13 @@ export type paths = {
                     content: {
                         "*/*": string;
                     };
+                };
+                /** @description Not modified: the file matches the If-None-Match or If-Modified-Since of the request */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description Missing, malformed or unknown bearer token */
                 401: {
