@@ -117,6 +117,7 @@ export async function classifyPendingItems(
   model: LoadedModel,
   batcher: PredictionBatcher,
   limits: ImageLimits,
+  store: ChunkStore = { isWanted: () => true, afterStore: () => undefined },
 ): Promise<number> {
   const rows = db
     .prepare("SELECT idx, input_kind, input FROM items WHERE owner_id = ? AND status = 'pending' ORDER BY idx LIMIT ?")
@@ -147,8 +148,12 @@ export async function classifyPendingItems(
   // The `status = 'pending'` conditions keep the first stored result of an item if two processes
   // ever classify the same item. Tasks are claimed atomically, so only a bug could cause that.
   // The transaction holds SQLite's write lock only for these updates, because decoding and the
-  // model ran above, outside it.
+  // model ran above, outside it. It takes the lock at its start (immediate), so that no other
+  // process can cancel the task between the isWanted check and the writes.
+  let stored = false;
   db.transaction(() => {
+    if (!store.isWanted()) return;
+    stored = true;
     ready.forEach((item, i) => {
       const prediction = predictions[i];
       markClassified.run(
@@ -164,8 +169,17 @@ export async function classifyPendingItems(
     for (const item of prepared) {
       if (item.error !== null) markFailed.run(item.error, ownerId, item.idx);
     }
-  })();
-  return rows.length;
+    store.afterStore();
+  }).immediate();
+  return stored ? rows.length : 0;
+}
+
+/** Checks and follow-up writes that run in the same transaction as a chunk's results. */
+export interface ChunkStore {
+  /** False when the results are no longer wanted, for example because the task was cancelled. */
+  isWanted(): boolean;
+  /** Runs after the results are written, for example to record the task's progress. */
+  afterStore(): void;
 }
 
 /** Deletes an owner's items. */

@@ -120,10 +120,19 @@ export class TaskRunner {
       return true;
     }
 
-    const processed = await classifyPendingItems(db, task.itemOwnerId, chunkSize, model, batcher, limits);
+    // A cancel that arrives while the chunk is being classified wins: its results are dropped, and
+    // the progress stays as the cancel response reported it.
+    const processed = await classifyPendingItems(db, task.itemOwnerId, chunkSize, model, batcher, limits, {
+      isWanted: () => readTaskStatus(db, task.id) === 'running',
+      afterStore: () => {
+        const stored = countItems(db, task.itemOwnerId);
+        updateProgress(db, task.id, stored.classified + stored.failed);
+      },
+    });
     const counts = countItems(db, task.itemOwnerId);
-    updateProgress(db, task.id, counts.classified + counts.failed);
     if (processed > 0 && counts.pending > 0) return false;
+    // Nothing stored: the task was cancelled meanwhile, which the next chunk's check settles.
+    if (processed === 0 && counts.pending > 0) return false;
 
     this.completeTask(task, counts);
     return true;

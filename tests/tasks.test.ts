@@ -105,6 +105,21 @@ describe('background tasks', () => {
     expect(order.body.bill.total).toBe(0);
   });
 
+  test('cancel drops the chunk in flight', async () => {
+    const response = await request(testApp.app).post('/orders').set('Authorization', user.auth).send({ items: orderItems(200) });
+    await waitUntilRunning(testApp, response.body.id, user.auth);
+
+    const cancelled = await request(testApp.app).delete(`/tasks/${response.body.id}`).set('Authorization', user.auth);
+    // The chunk that was being classified when the cancel arrived has finished by now.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const order = await request(testApp.app).get(`/orders/${response.body.orderId}`).set('Authorization', user.auth);
+    const task = await request(testApp.app).get(`/tasks/${response.body.id}`).set('Authorization', user.auth);
+
+    const stored = order.body.items.filter((item: { status: string }) => item.status !== 'pending').length;
+    expect(stored).toBe(cancelled.body.progress.done);
+    expect(task.body.progress.done).toBe(cancelled.body.progress.done);
+  });
+
   test('DELETE on a finished task is 409', async () => {
     const response = await request(testApp.app).post('/orders').set('Authorization', user.auth).send({ items: orderItems(5) });
     await waitForTask(testApp.app, response.body.id, user.auth);
