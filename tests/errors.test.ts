@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import request from 'supertest';
 import { LoadedModel, loadModel } from '../services/model';
@@ -274,6 +274,31 @@ describe('request body limit', () => {
 
     expectProblem(response, 413);
     expect(response.body.detail).toContain('MAX_BODY_BYTES');
+  });
+
+  test('JSON request without a body is 400', async () => {
+    const server = testApp.app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as AddressInfo;
+
+    try {
+      // A raw request, because HTTP clients add Content-Length: 0 or chunked encoding to a POST.
+      const reply = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.end('POST /users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n');
+        });
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      const [head, body] = reply.split('\r\n\r\n');
+
+      expect(head).toMatch(/^HTTP\/1\.1 400 /);
+      expect(JSON.parse(body).detail).toBe('the request body is missing; send a JSON object with Content-Type: application/json');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   test('chunked multipart is 411', async () => {
