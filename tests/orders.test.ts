@@ -373,6 +373,7 @@ describe('orders', () => {
       const response = await call;
 
       expectProblem(response, 413);
+      expect(response.body.detail).toBe('a file (field "files") is larger than MAX_IMAGE_BYTES (1000 bytes); send a smaller image');
     });
 
     test('more than MAX_ITEMS is 413', async () => {
@@ -391,6 +392,7 @@ describe('orders', () => {
       const response = await call;
 
       expectProblem(response, 413);
+      expect(response.body.detail).toBe('the body has more than MAX_ITEMS (2) files; split the request');
     });
   });
 
