@@ -62,8 +62,19 @@ export async function classifyItems(items: ItemInput[], model: LoadedModel, batc
   });
 
   return batcher.admitAndPredict(items.length, () =>
-    Promise.all(checked.map((entry) => (entry instanceof Float32Array ? entry : imageToInput(entry.bytes, entry.path, model, limits)))),
+    firstErrorInOrder(checked.map((entry) => (entry instanceof Float32Array ? entry : imageToInput(entry.bytes, entry.path, model, limits)))),
   );
+}
+
+/**
+ * Waits for every input, then rejects with the error of the first failed item in request order,
+ * rather than with the one that fails first in time, which depends on decoding speed.
+ */
+async function firstErrorInOrder(inputs: (Float32Array | Promise<Float32Array>)[]): Promise<Float32Array[]> {
+  const settled = await Promise.allSettled(inputs);
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<Float32Array>).value);
 }
 
 /** Stores items as pending, to be classified later by the task runner. */

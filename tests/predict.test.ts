@@ -200,6 +200,17 @@ describe('POST /predict', () => {
       expectNoLeak(response);
     });
 
+    test('first bad item in order is reported', async () => {
+      // The large blank image fails after a slow decode, the truncated one at once.
+      const slow = await sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#ffffff' } }).png().toBuffer();
+      const fast = fixture('corrupt-truncated.jpg');
+
+      const response = await request(testApp.app).post('/predict').send({ instances: [imageInstance(slow), imageInstance(fast)] });
+
+      expectProblem(response, 400);
+      expect(response.body.errors[0].path).toBe('instances[0].image');
+    });
+
     test('multipart without a file is 400', async () => {
       const response = await request(testApp.app).post('/predict').field('note', 'no image attached');
 
