@@ -12,8 +12,14 @@ import { createOrder, getBill, getOrder, listOrders, updateOrder } from '../serv
 import { idParams, pageQuery, prefersAsync } from './common';
 import { filesToItems, imageItem, isMultipart, jsonToItems } from './items';
 
+// A lone UTF-16 surrogate cannot be stored as UTF-8: SQLite would keep replacement characters instead.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** The client's note on an order. */
-export const note = z.string().max(500, 'must be at most 500 characters');
+export const note = z
+  .string()
+  .max(500, 'must be at most 500 characters')
+  .refine((text) => !LONE_SURROGATE.test(text), 'must be valid Unicode text; it contains a lone surrogate (\\ud800 to \\udfff)');
 
 /** JSON body of POST /orders. */
 export const newOrderBody = z

@@ -137,6 +137,20 @@ describe('orders', () => {
       expect(response.body.note).toBeNull();
     });
 
+    test('note with a lone surrogate is 400', async () => {
+      const response = await postOrder(testApp, user.auth, { items: fixtureItems().slice(0, 1), note: 'broken \ud800 text' });
+
+      expectProblem(response, 400);
+      expect(response.body.errors).toEqual([{ path: 'note', message: 'must be valid Unicode text; it contains a lone surrogate (\\ud800 to \\udfff)' }]);
+    });
+
+    test('note with an emoji is kept', async () => {
+      const response = await postOrder(testApp, user.auth, { items: fixtureItems().slice(0, 1), note: 'two faces \ud83d\ude00' });
+
+      expect(response.status).toBe(201);
+      expect(response.body.note).toBe('two faces 😀');
+    });
+
     test('fixture digits get true labels', async () => {
       const response = await postOrder(testApp, user.auth, { items: fixtureItems() });
 
