@@ -13,7 +13,9 @@ import { filesToItems, imageItem, isMultipart, jsonToItems, pixelsItem } from '.
 export const predictBody = z
   .strictObject({
     // Pixels first: zod tries the members in order, and a failed try costs more than the match.
-    instances: z.array(z.union([pixelsItem, imageItem])).min(1, 'send at least one instance'),
+    instances: z
+      .array(z.union([pixelsItem, imageItem], { error: 'expected {"pixels": [[...rows of numbers]]} or {"image": "<base64>"}, with no other keys' }))
+      .min(1, 'send at least one instance'),
   })
   .meta({ id: 'PredictRequest' });
 

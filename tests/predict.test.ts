@@ -200,6 +200,16 @@ describe('POST /predict', () => {
       expectNoLeak(response);
     });
 
+    test.each([
+      ['null', null],
+      ['both keys', { pixels: [[0]], image: 'AAAA' }],
+    ])('instance of %s says which shapes are accepted', async (_name, instance) => {
+      const response = await request(testApp.app).post('/predict').send({ instances: [instance] });
+
+      expectProblem(response, 400);
+      expect(response.body.errors).toEqual([{ path: 'instances[0]', message: 'expected {"pixels": [[...rows of numbers]]} or {"image": "<base64>"}, with no other keys' }]);
+    });
+
     test('first bad item in order is reported', async () => {
       // The large blank image fails after a slow decode, the truncated one at once.
       const slow = await sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#ffffff' } }).png().toBuffer();
