@@ -59,6 +59,7 @@ describeInBrowser('web page: orders', () => {
         ['3', 'classified', '0'],
       ]);
       expect(await page.locator('#order-view h3').textContent()).toMatch(/: completed$/);
+      expect(await page.evaluate('document.activeElement.tagName')).toBe('H3');
       expect(await page.locator('#order-view .bill').textContent()).toBe('Bill: 3 items at $0.25: $0.75');
       expect(await page.getByText('The order has no items yet.').count()).toBe(1);
       expect(browserPage.consoleErrors).toEqual([]);

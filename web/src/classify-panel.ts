@@ -65,8 +65,12 @@ export function setUpClassifyPanel(pad: DrawingPad, labels: () => readonly strin
   dropZone.addEventListener('drop', async (event) => {
     event.preventDefault();
     dropZone.classList.remove('drag-over');
-    const file = event.dataTransfer?.files[0];
-    if (file) await classify(file, file.name, `the file ${file.name}`, fileInput);
+    const files = event.dataTransfer?.files;
+    const file = files?.[0];
+    if (!file || !files) return;
+    // One prediction is shown at a time; several files belong in an order.
+    const source = files.length === 1 ? `the file ${file.name}` : `the file ${file.name}, the first of ${files.length} dropped files (an order classifies several)`;
+    await classify(file, file.name, source, fileInput);
   });
 
   // A file dropped beside the box would otherwise replace the page with the image.

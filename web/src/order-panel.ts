@@ -188,10 +188,12 @@ export function setUpOrderPanel(pad: DrawingPad, sessions: SessionStore, onOrder
         orderView.replaceChildren();
         // Not awaited: another order can be collected and placed while this one runs.
         void follow(response.location ?? `/tasks/${queued.id}`, queued.orderId, session.token);
+        // Keyboard users land on the next action; the progress is announced by its live region.
+        cancelButton.focus();
       } else {
         stopFollowing();
         taskBox.hidden = true;
-        renderOrder(orderView, response.body as Order);
+        renderOrder(orderView, response.body as Order).focus();
       }
     } catch (error) {
       showError(orderError, 'Could not place the order', error);
