@@ -10,12 +10,17 @@ import helmet from 'helmet';
 export const CONTENT_SECURITY_POLICY_DIRECTIVES = {
   'default-src': ["'self'"],
   'script-src': ["'self'"],
+  'style-src': ["'self'"],
   'img-src': ["'self'", 'blob:', 'data:'],
   'object-src': ["'none'"],
   'base-uri': ["'none'"],
   'form-action': ["'none'"],
   'frame-ancestors': ["'none'"],
 };
+
+// Swagger UI's bundle (swagger-ui-dist 5) sets inline styles, which a style-src without
+// 'unsafe-inline' blocks. Below /docs the policy allows them, and only them.
+const DOCS_DIRECTIVES = { ...CONTENT_SECURITY_POLICY_DIRECTIVES, 'style-src': ["'self'", "'unsafe-inline'"] };
 
 /**
  * Sets helmet's security headers on every response (Content-Security-Policy, X-Content-Type-Options,
@@ -25,7 +30,10 @@ export const CONTENT_SECURITY_POLICY_DIRECTIVES = {
  * fetch the page's scripts over HTTPS from a server that serves plain HTTP.
  */
 export function setSecurityHeaders(): RequestHandler {
-  return helmet({
-    contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY_DIRECTIVES },
-  });
+  const setForApi = helmet({ contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY_DIRECTIVES } });
+  const setForDocs = helmet({ contentSecurityPolicy: { useDefaults: false, directives: DOCS_DIRECTIVES } });
+  return function setSecurityHeadersHandler(req, res, next) {
+    const underDocs = req.path === '/docs' || req.path.startsWith('/docs/');
+    (underDocs ? setForDocs : setForApi)(req, res, next);
+  };
 }

@@ -348,6 +348,17 @@ describe('security headers', () => {
     expect(response.headers['x-powered-by']).toBeUndefined();
   });
 
+  test.each([
+    ['/docs', "style-src 'self' 'unsafe-inline'"],
+    ['/docs/swagger-initializer.js', "style-src 'self' 'unsafe-inline'"],
+    ['/', "style-src 'self';"],
+    ['/healthz', "style-src 'self';"],
+  ])('style-src of %s', async (path, directive) => {
+    const response = await request(testApp.app).get(path);
+
+    expect(response.headers['content-security-policy']).toContain(directive);
+  });
+
   test('401 carries WWW-Authenticate Bearer', async () => {
     const response = await request(testApp.app).get('/users/me').set('Authorization', 'Bearer not-a-token');
 
