@@ -37,11 +37,15 @@ export function limitRate(group: RateLimitGroup, config: Config, logger: winston
     legacyHeaders: false,
     identifier: group,
     store: cluster.isWorker ? new ClusterMemoryStoreWorker({ prefix: group }) : undefined,
-    // express-rate-limit reports its configuration checks (such as an X-Forwarded-For header while
-    // TRUST_PROXY is off) and store failures through this logger instead of the console.
+    // express-rate-limit reports failed configuration checks and store failures through this logger
+    // instead of the console. Each check runs once per limiter. A failed check, such as a request
+    // with X-Forwarded-For while TRUST_PROXY is off, is a hint for the operator, so it is a warning.
     logger: {
-      warn: (error, message) => logger.warn(message ?? 'rate limiter warning', { group, error: String(error) }),
-      error: (error, message) => logger.error(message ?? 'rate limiter error', { group, error: String(error) }),
+      warn: (error, message) => logger.warn(message ?? 'rate limiter configuration check failed', { group, ...describeLimiterError(error) }),
+      error: (error, message) => {
+        if (isValidationError(error)) logger.warn(message ?? 'rate limiter configuration check failed', { group, ...describeLimiterError(error) });
+        else logger.error(message ?? 'rate limiter failed', { group, ...describeLimiterError(error) });
+      },
     },
     handler(req, res, next) {
       const retryAfter = res.getHeader('Retry-After');
@@ -52,4 +56,15 @@ export function limitRate(group: RateLimitGroup, config: Config, logger: winston
       );
     },
   });
+}
+
+// express-rate-limit 8 raises ValidationError, with an ERR_ERL_* code, when a configuration check fails.
+function isValidationError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ValidationError';
+}
+
+function describeLimiterError(error: unknown): { error: string; code?: string } {
+  if (!(error instanceof Error)) return { error: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? { error: error.message, code } : { error: error.message };
 }

@@ -150,8 +150,12 @@ describe('client address for rate limits', () => {
       const first = await request(testApp.app).post('/predict').set('X-Forwarded-For', '203.0.113.1').send(PREDICT_BODY);
       const second = await request(testApp.app).post('/predict').set('X-Forwarded-For', '203.0.113.2').send(PREDICT_BODY);
 
+      const lines = await readLogLines(testApp);
+      const hints = lines.filter((line) => line.message === 'rate limiter configuration check failed');
+
       expect(first.status).toBe(200);
       expect(second.status).toBe(429);
+      expect(hints.map((line) => [line.level, line.code, line.group])).toEqual([['warn', 'ERR_ERL_UNEXPECTED_X_FORWARDED_FOR', 'predict']]);
     } finally {
       await testApp.close();
     }
