@@ -325,6 +325,63 @@ describe('JSON body limits', () => {
   });
 });
 
+describe('multipart limits', () => {
+  let testApp: TestApp;
+  const png = fixture('digit-3-canvas-transparent.png');
+
+  beforeAll(async () => {
+    testApp = await startTestApp({ MAX_ITEMS: '2', MAX_IMAGE_BYTES: String(png.length) });
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  test('files within the limits are classified', async () => {
+    const response = await request(testApp.app).post('/predict').attach('image', png, 'one.png').attach('image', png, 'two.png');
+
+    expect(response.status).toBe(200);
+    expect(response.body.predictions).toHaveLength(2);
+  });
+
+  test('more files than MAX_ITEMS is 413', async () => {
+    const call = request(testApp.app).post('/predict');
+    for (let index = 0; index < 3; index++) call.attach('image', png, `digit-${index}.png`);
+
+    const response = await call;
+
+    expectProblem(response, 413);
+    expect(response.body.detail).toContain('too many files');
+  });
+
+  test('file over MAX_IMAGE_BYTES is 413', async () => {
+    const response = await request(testApp.app).post('/predict').attach('image', Buffer.concat([png, Buffer.alloc(1)]), 'large.png');
+
+    expectProblem(response, 413);
+    expect(response.body.detail).toContain('file too large');
+  });
+
+  test('more than 20 text fields is 413', async () => {
+    const call = request(testApp.app).post('/predict').attach('image', png, 'one.png');
+    for (let index = 0; index < 21; index++) call.field(`field${index}`, 'x');
+
+    const response = await call;
+
+    expectProblem(response, 413);
+    expect(response.body.detail).toContain('too many fields');
+  });
+
+  test('text field over 64 KiB is 413', async () => {
+    const response = await request(testApp.app)
+      .post('/predict')
+      .attach('image', png, 'one.png')
+      .field('note', 'x'.repeat(64 * 1024 + 1));
+
+    expectProblem(response, 413);
+    expect(response.body.detail).toContain('field value too long');
+  });
+});
+
 describe('security headers', () => {
   let testApp: TestApp;
 
