@@ -55,11 +55,13 @@ export function checkJsonShape(body: unknown, limits: JsonLimits): void {
   }
 }
 
-/** Runs checkJsonShape on `req.body` when a JSON parser has set it; other bodies pass. */
+/**
+ * Runs checkJsonShape on `req.body`. Mount it right after the JSON parsers: there only they have
+ * set `req.body`, because multipart bodies are parsed later, in the routes.
+ */
 export function limitJsonShape(limits: JsonLimits): RequestHandler {
   return function limitJsonShapeHandler(req, _res, next) {
-    if (req.body === undefined || Buffer.isBuffer(req.body) || !req.is(['application/json', 'application/*+json'])) return next();
-    checkJsonShape(req.body, limits);
+    if (!Buffer.isBuffer(req.body)) checkJsonShape(req.body, limits);
     next();
   };
 }
