@@ -197,6 +197,7 @@ const requireToken = { security: [{ [BEARER]: [] }] };
 
 const DATABASE_BUSY_PHRASE = 'another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS';
 const DATABASE_BUSY = `Service unavailable: ${DATABASE_BUSY_PHRASE}`;
+const DELETED_MEANWHILE = 'The account was deleted by another request after this one checked the token';
 
 // zod-to-openapi 9 marks a schema nullable when it accepts null, and z.coerce.number() turns null
 // into 0, which the offset accepts. So the offset's schema is written out here.
@@ -248,7 +249,10 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     summary: 'Delete the caller with its orders and tasks',
     description: 'Running tasks of the caller stop after their current chunk. The token is rejected from the next request on, by every worker.',
     ...requireToken,
-    responses: { 204: { description: 'Deleted', headers: { 'X-Request-Id': headerRef('RequestId') } }, ...problems([401, 500, 503], { 503: DATABASE_BUSY }) },
+    responses: {
+      204: { description: 'Deleted', headers: { 'X-Request-Id': headerRef('RequestId') } },
+      ...problems([401, 404, 500, 503], { 404: DELETED_MEANWHILE, 503: DATABASE_BUSY }),
+    },
   });
   registry.registerPath({
     method: 'post',
@@ -259,7 +263,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     ...requireToken,
     responses: {
       200: jsonResponse('The caller, with its new token; the token is shown only here', newUserSchema),
-      ...problems([401, 500, 503], { 503: DATABASE_BUSY }),
+      ...problems([401, 404, 500, 503], { 404: DELETED_MEANWHILE, 503: DATABASE_BUSY }),
     },
   });
   registry.registerPath({

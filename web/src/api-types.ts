@@ -270,6 +270,16 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The account was deleted by another request after this one checked the token */
+                404: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -335,6 +345,16 @@ export type paths = {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
                         "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The account was deleted by another request after this one checked the token */
+                404: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
                         [name: string]: unknown;
                     };
                     content: {
