@@ -3,11 +3,14 @@ import { logAccess } from './middleware/access-log';
 import { identifyUser } from './middleware/auth';
 import { allowOrigins } from './middleware/cors';
 import { handleErrors, handleNotFound } from './middleware/error-handler';
+import { jsonLimitsOf, limitJsonShape } from './middleware/json-limits';
 import { parsePixelBody } from './middleware/pixel-body';
+import { limitRate } from './middleware/rate-limit';
 import { assignRequestId } from './middleware/request-id';
+import { setSecurityHeaders } from './middleware/security-headers';
 import { documentationRouter } from './routers/documentation';
 import { healthRouter } from './routers/health';
-import { INFERENCE_PROTOCOL_PATH, inferenceProtocolRouter } from './routers/inference-protocol';
+import { INFERENCE_PATHS, INFERENCE_PROTOCOL_PATH, inferenceProtocolRouter } from './routers/inference-protocol';
 import { modelRouter } from './routers/model';
 import { orderRouter } from './routers/order';
 import { predictRouter } from './routers/predict';
@@ -30,18 +33,27 @@ export function createApp(services: AppServices, options: AppOptions = {}): expr
   const app = express();
   app.locals.services = services;
   app.set('x-powered-by', false);
+  app.set('trust proxy', config.TRUST_PROXY);
 
   if (options.inspectResponses) app.use(options.inspectResponses);
   app.use(assignRequestId());
   app.use(logAccess(logger, lifecycle));
+  app.use(setSecurityHeaders());
   if (config.CORS_ORIGINS.length > 0) app.use(allowOrigins(config.CORS_ORIGINS));
   app.use(function closeConnectionsWhileStopping(_req, res, next) {
     // During shutdown, `Connection: close` makes keep-alive clients reconnect elsewhere after this response.
     if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
     next();
   });
+  // Limited before their bodies are read, so that a client over its limit costs no parsing.
+  app.post('/users', limitRate('sign-up', config, logger));
+  app.post('/predict', limitRate('predict', config, logger));
+  app.post('/orders', limitRate('order', config, logger));
+  const limitInference = limitRate('infer', config, logger);
+  for (const path of INFERENCE_PATHS) app.post(path, limitInference);
   app.use('/predict', parsePixelBody(config.MAX_BODY_BYTES));
   app.use(express.json({ limit: config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));
+  app.use(limitJsonShape(jsonLimitsOf(config)));
   app.use(identifyUser);
 
   app.use('/users', userRouter);

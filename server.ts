@@ -8,7 +8,7 @@
  * reports its start and its stop to it.
  */
 import cluster from 'node:cluster';
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
 import type winston from 'winston';
@@ -47,9 +47,23 @@ async function failStartup(log: AppLogger, message: string, error: unknown): Pro
   process.exit(1);
 }
 
-function listen(app: ReturnType<typeof createApp>, host: string, port: number, logger: winston.Logger): Promise<Server> {
+// How often Node checks open connections against HEADERS_TIMEOUT_MS and REQUEST_TIMEOUT_MS. Its
+// default of 30 s would let a slow client stay up to 30 s past either timeout.
+const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
+
+function listen(app: ReturnType<typeof createApp>, config: Config, logger: winston.Logger): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
+    // A client that sends its headers or its body too slowly gets 408 and its connection closed,
+    // so slow clients cannot hold connections open.
+    const server = http.createServer(
+      {
+        headersTimeout: config.HEADERS_TIMEOUT_MS,
+        requestTimeout: config.REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
+      },
+      app,
+    );
+    server.listen(config.PORT, config.HOST);
     answerClientErrors(server, logger);
     server.once('listening', () => resolve(server));
     server.once('error', reject);
@@ -214,7 +228,7 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
   running.runner = runner;
 
   try {
-    running.server = await listen(createApp(services), config.HOST, config.PORT, logger);
+    running.server = await listen(createApp(services), config, logger);
   } catch (error) {
     return failStartup(log, `server could not listen on ${config.HOST}:${config.PORT}`, error);
   }

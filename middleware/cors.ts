@@ -7,7 +7,7 @@ const ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'Idempotency-Key', 'Pr
 
 // Response headers that scripts on another origin may read. Browsers hide all but the
 // CORS-safelisted ones (Content-Type and a few more) unless they are listed here.
-const EXPOSED_HEADERS = ['Location', 'X-Request-Id', 'Retry-After', 'Idempotent-Replayed', 'Preference-Applied'];
+const EXPOSED_HEADERS = ['Location', 'X-Request-Id', 'Retry-After', 'Idempotent-Replayed', 'Preference-Applied', 'RateLimit', 'RateLimit-Policy'];
 
 // Time in seconds for which a browser may reuse a preflight result before it sends another.
 const PREFLIGHT_MAX_AGE_SECONDS = 600;

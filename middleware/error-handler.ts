@@ -87,7 +87,25 @@ function classify(error: unknown): Classified {
     };
   }
 
+  if (isDatabaseBusy(error)) {
+    return {
+      status: 503,
+      detail: 'the database stayed locked by another writer for longer than DATABASE_BUSY_TIMEOUT_MS; retry shortly',
+      expose: true,
+      headers: { 'Retry-After': String(DATABASE_BUSY_RETRY_AFTER_SECONDS) },
+    };
+  }
   return { status: 500, detail: 'internal error', expose: false };
+}
+
+// Seconds that the 503 of a busy database asks a client to wait, in `Retry-After`.
+const DATABASE_BUSY_RETRY_AFTER_SECONDS = 1;
+
+// better-sqlite3 raises SQLITE_BUSY, or an extended code such as SQLITE_BUSY_SNAPSHOT, when it
+// cannot get the write lock within the busy timeout. That is a temporary overload, not a bug.
+function isDatabaseBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
 // express.json accepts only objects and arrays at the top level, and reports anything else with

@@ -4,7 +4,7 @@ import { rejectOtherMethods } from '../middleware/method-not-allowed';
 import { openApiDocument } from '../services/openapi';
 
 // swagger-ui-dist's own folder, whose CSS and scripts the page loads. Its index.html and
-// swagger-initializer.js, which point at the Swagger pet store, are not used.
+// swagger-initializer.js, which point at the Swagger pet store, are replaced below.
 const SWAGGER_UI_DIRECTORY = path.dirname(require.resolve('swagger-ui-dist/package.json'));
 
 const DOCS_PAGE = `<!DOCTYPE html>
@@ -19,19 +19,23 @@ const DOCS_PAGE = `<!DOCTYPE html>
     <div id="swagger-ui"></div>
     <script src="/docs/swagger-ui-bundle.js"></script>
     <script src="/docs/swagger-ui-standalone-preset.js"></script>
-    <script>
-      window.addEventListener('load', function startSwaggerUi() {
-        window.ui = SwaggerUIBundle({
-          url: '/openapi.json',
-          dom_id: '#swagger-ui',
-          deepLinking: true,
-          presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-          layout: 'StandaloneLayout',
-        });
-      });
-    </script>
+    <script src="/docs/swagger-initializer.js"></script>
   </body>
 </html>
+`;
+
+// Starts Swagger UI on this service's document. It is a file, not an inline script, because the
+// Content-Security-Policy (middleware/security-headers.ts) allows scripts from this origin only.
+// It replaces the swagger-ui-dist file of the same name, which points at the Swagger pet store.
+const SWAGGER_INITIALIZER = `window.addEventListener('load', function startSwaggerUi() {
+  window.ui = SwaggerUIBundle({
+    url: '/openapi.json',
+    dom_id: '#swagger-ui',
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: 'StandaloneLayout',
+  });
+});
 `;
 
 /** GET /openapi.json, the API's OpenAPI document, and GET /docs, the same in Swagger UI. */
@@ -48,5 +52,11 @@ docs.get(function docsPageRoute(_req, res) {
   res.type('html').send(DOCS_PAGE);
 });
 docs.all(rejectOtherMethods(docs));
+
+const initializer = documentationRouter.route('/docs/swagger-initializer.js');
+initializer.get(function swaggerInitializerRoute(_req, res) {
+  res.type('text/javascript').send(SWAGGER_INITIALIZER);
+});
+initializer.all(rejectOtherMethods(initializer));
 
 documentationRouter.use('/docs', express.static(SWAGGER_UI_DIRECTORY, { index: false, fallthrough: true }));

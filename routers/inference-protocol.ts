@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import createError from 'http-errors';
 import { z } from 'zod';
+import { checkJsonShape, jsonLimitsOf } from '../middleware/json-limits';
 import { rejectOtherMethods } from '../middleware/method-not-allowed';
 import { servicesOf } from '../services/app-services';
 import type { Config } from '../services/config';
@@ -9,6 +10,9 @@ import { inferenceRequest } from './inference-protocol-schemas';
 
 /** Mount path of these routes. Errors under it are sent as `{"error": "..."}`, as the protocol requires. */
 export const INFERENCE_PROTOCOL_PATH = '/v2';
+
+/** The inference paths, by model name and by model name and version. */
+export const INFERENCE_PATHS = [`${INFERENCE_PROTOCOL_PATH}/models/:name/infer`, `${INFERENCE_PROTOCOL_PATH}/models/:name/versions/:version/infer`];
 
 /** Name of this server in the protocol's server metadata. */
 export const SERVER_NAME = 'inferline';
@@ -98,7 +102,16 @@ function readInferenceBody(req: Request, res: Response, next: NextFunction): voi
   if (req.get('content-type') !== undefined) {
     return next(createError(415, `send the inference request as application/json, not ${req.get('content-type')}`));
   }
-  jsonParserFor(servicesOf(req).config)(req, res, next);
+  const { config } = servicesOf(req);
+  jsonParserFor(config)(req, res, (error?: unknown) => {
+    if (error) return next(error);
+    try {
+      checkJsonShape(req.body, jsonLimitsOf(config));
+    } catch (shapeError) {
+      return next(shapeError);
+    }
+    next();
+  });
 }
 
 const jsonParsers = new WeakMap<Config, RequestHandler>();

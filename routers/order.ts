@@ -53,6 +53,7 @@ function orderSettings(services: AppServices) {
     currency: config.CURRENCY,
     syncMaxItems: config.SYNC_MAX_ITEMS,
     limits: imageLimits(config),
+    taskQueueMax: config.TASK_QUEUE_MAX,
   };
 }
 

@@ -37,7 +37,7 @@ predict.post(parseMultipart, async function predictRoute(req, res) {
   }
 
   if (prefersAsync(req)) {
-    const taskId = queuePrediction(services.db, services.model, items, limits, req.user?.id ?? null);
+    const taskId = queuePrediction(services.db, services.model, items, limits, req.user?.id ?? null, config.TASK_QUEUE_MAX);
     services.runner.notifyTaskQueued();
     res.setHeader('Preference-Applied', 'respond-async');
     res.status(202).location(`/tasks/${taskId}`).json({ id: taskId, status: 'queued' });

@@ -4,7 +4,7 @@ import { currentUser, requireUser } from '../middleware/auth';
 import { rejectOtherMethods } from '../middleware/method-not-allowed';
 import { requireJson } from '../middleware/require-json';
 import { servicesOf } from '../services/app-services';
-import { createUser, getUser, listUsers } from '../services/users';
+import { createUser, deleteUser, getUser, listUsers, rotateToken } from '../services/users';
 import { idParams, pageQuery } from './common';
 
 /** A username: 3 to 32 characters of a-z, 0-9, "_" and "-". */
@@ -17,7 +17,7 @@ export const username = z
 /** Body of POST /users. */
 export const newUserBody = z.strictObject({ username }).meta({ id: 'NewUser' });
 
-/** Routes under /users: sign-up, the caller, one user, and the list of users. */
+/** Routes under /users: sign-up, the caller (read, delete, new token), one user, and the list of users. */
 export const userRouter = express.Router();
 
 const users = userRouter.route('/');
@@ -36,7 +36,17 @@ const me = userRouter.route('/me');
 me.get(requireUser, function getCallerRoute(req, res) {
   res.json(currentUser(req));
 });
+me.delete(requireUser, function deleteCallerRoute(req, res) {
+  deleteUser(servicesOf(req).db, currentUser(req).id);
+  res.status(204).end();
+});
 me.all(rejectOtherMethods(me));
+
+const token = userRouter.route('/me/token');
+token.post(requireUser, function rotateTokenRoute(req, res) {
+  res.json(rotateToken(servicesOf(req).db, currentUser(req).id));
+});
+token.all(rejectOtherMethods(token));
 
 const one = userRouter.route('/:id');
 one.get(function getUserRoute(req, res) {

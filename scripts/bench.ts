@@ -111,6 +111,9 @@ function modelEnv(context: BenchContext): Record<string, string> {
   };
 }
 
+// Requests per client and window that the benchmarked servers allow: more than any run sends.
+const BENCH_RATE_LIMIT = 1_000_000_000;
+
 /** Variables of the service: a fresh database and log directory, file logging only, and the spec's own. */
 function serviceEnv(context: BenchContext, spec: ServerSpec, port: number, name: string): Record<string, string> {
   return {
@@ -120,9 +123,15 @@ function serviceEnv(context: BenchContext, spec: ServerSpec, port: number, name:
     DATABASE_PATH: path.join(context.workDir, `${name}.db`),
     LOG_DIR: path.join(context.workDir, `${name}-logs`),
     LOG_CONSOLE: 'false',
+    // The load comes from one client address, far above the default rate limits (600 predictions a
+    // minute per client), which would reject most requests with 429. The limiter still counts
+    // every request, so its cost stays in the figures.
+    PREDICT_RATE_LIMIT: String(BENCH_RATE_LIMIT),
+    INFER_RATE_LIMIT: String(BENCH_RATE_LIMIT),
     ...spec.env,
   };
 }
+
 
 function startOptionsFor(context: BenchContext, spec: ServerSpec, port: number, cpus: string, round: number): StartOptions {
   const name = `${spec.id}-round-${round}`;

@@ -1,4 +1,5 @@
 import cluster, { Worker } from 'node:cluster';
+import { ClusterMemoryStorePrimary } from '@express-rate-limit/cluster-memory-store';
 import type winston from 'winston';
 import { WorkerMessage, WorkerReadyDetails, WorkerSummary, isWorkerMessage } from './cluster-messages';
 import type { Config } from './config';
@@ -331,6 +332,9 @@ export async function runPrimary(config: Config, startedAt: number): Promise<voi
   } catch (error) {
     return exitWithError(log, `database at DATABASE_PATH=${config.DATABASE_PATH} could not be opened`, error);
   }
+
+  // Keeps the rate limit counts of every worker (middleware/rate-limit.ts), so that they share one limit.
+  new ClusterMemoryStorePrimary().init();
 
   const primary = new ClusterPrimary({ config, log, db, startedAt, tasksPending });
   process.on('SIGTERM', (signal) => primary.shutDown(signal));

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
 import { BACKEND_NAMES } from './backend';
@@ -46,6 +47,37 @@ const originList = z
     return origins;
   });
 
+/**
+ * Express's `trust proxy` setting, which decides where `req.ip` comes from. With "false" (the
+ * default) it is the connection's address, and with "true" the leftmost X-Forwarded-For entry.
+ * With a number n it is the entry n proxies back. With a comma-separated list of addresses,
+ * subnets or the names loopback, linklocal and uniquelocal, it is the entry before the first
+ * proxy that is not in the list.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((value, context): boolean | number | string => {
+    if (value === 'true' || value === 'false') return value === 'true';
+    if (/^\d+$/.test(value)) return Number(value);
+    for (const entry of value.split(',').map((part) => part.trim())) {
+      if (!isProxyAddress(entry)) {
+        context.addIssue({
+          code: 'custom',
+          message: `${JSON.stringify(entry)} is not an address, a subnet or one of loopback, linklocal, uniquelocal. Write "true", "false", a hop count or a list such as 10.0.0.0/8,loopback`,
+        });
+      }
+    }
+    return value;
+  });
+
+function isProxyAddress(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  if (rest.length > 0 || net.isIP(address) === 0) return false;
+  return prefix === undefined || /^\d{1,3}$/.test(prefix);
+}
+
 function isOrigin(value: string): boolean {
   let url: URL;
   try {
@@ -88,6 +120,21 @@ const configSchema = z.object({
   TASK_TTL_SECONDS: integer(1).default(86_400),
   SHUTDOWN_TIMEOUT_MS: integer(0, 3_600_000).default(10_000),
   CORS_ORIGINS: originList.default([]),
+  TRUST_PROXY: trustProxy.default(false),
+  // Requests per client and window, counted separately for each route group.
+  SIGN_UP_RATE_LIMIT: integer(1).default(20),
+  SIGN_UP_RATE_WINDOW_SECONDS: integer(1, 86_400).default(3600),
+  PREDICT_RATE_LIMIT: integer(1).default(600),
+  PREDICT_RATE_WINDOW_SECONDS: integer(1, 86_400).default(60),
+  ORDER_RATE_LIMIT: integer(1).default(120),
+  ORDER_RATE_WINDOW_SECONDS: integer(1, 86_400).default(60),
+  INFER_RATE_LIMIT: integer(1).default(600),
+  INFER_RATE_WINDOW_SECONDS: integer(1, 86_400).default(60),
+  TASK_QUEUE_MAX: integer(1).default(1000),
+  HEADERS_TIMEOUT_MS: integer(1000, 600_000).default(20_000),
+  REQUEST_TIMEOUT_MS: integer(1000, 3_600_000).default(120_000),
+  JSON_MAX_DEPTH: integer(2, 1000).default(32),
+  JSON_MAX_KEYS: integer(1).default(10_000),
   WEB_DIR: z.string().min(1).default('dist/web'),
 });
 
@@ -109,7 +156,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .map((key) => [key, env[key]]),
   );
 
-  const parsed = configSchema.safeParse(known);
+  const parsed = configSchema
+    // Node's HTTP server rejects a headers timeout longer than the request timeout.
+    .refine((config) => config.HEADERS_TIMEOUT_MS <= config.REQUEST_TIMEOUT_MS, {
+      path: ['HEADERS_TIMEOUT_MS'],
+      message: 'must not be more than REQUEST_TIMEOUT_MS',
+    })
+    .safeParse(known);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0]);

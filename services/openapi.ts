@@ -47,7 +47,11 @@ Errors are RFC 9457 problem details (\`application/problem+json\`), except under
 
 Every response carries \`X-Request-Id\`. Any path responds to \`OPTIONS\` with 204 and \`Allow\` (or, for a CORS preflight from an origin in CORS_ORIGINS, with the \`Access-Control-*\` headers), and to a method it does not list with 405 and \`Allow\`. A path not listed here is 404. A \`GET\` operation also serves \`HEAD\`.
 
-A request with an \`Authorization\` header whose token is malformed or unknown is 401 on every operation, so that a bad token is never taken for anonymous access.`;
+A request with an \`Authorization\` header whose token is malformed or unknown is 401 on every operation, so that a bad token is never taken for anonymous access.
+
+\`POST /users\`, \`POST /predict\`, \`POST /orders\` and the inference paths are rate-limited per client address, each group with its own limit (SIGN_UP_RATE_LIMIT, PREDICT_RATE_LIMIT, ORDER_RATE_LIMIT, INFER_RATE_LIMIT). Their responses carry the \`RateLimit\` and \`RateLimit-Policy\` headers of the IETF draft-8 on rate limit headers, and a request over the limit is 429 with \`Retry-After\`.
+
+Every response carries helmet's security headers, among them a \`Content-Security-Policy\` that allows scripts, styles and connections to this origin only.`;
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid request; `errors` names the fields or items at fault',
@@ -55,8 +59,9 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   404: 'Not found',
   409: 'Conflict',
   411: 'Multipart body without `Content-Length`',
-  413: 'Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS or MAX_ITEMS',
+  413: 'Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_ITEMS, JSON_MAX_DEPTH or JSON_MAX_KEYS',
   415: 'Unsupported media type, charset, content encoding or image format',
+  429: 'Too many requests from this client address in the current window; `Retry-After` gives the seconds until it resets',
   500: 'Unexpected error; the body carries only the request id, and the server log has the cause',
   503: 'Service unavailable',
 };
@@ -117,6 +122,16 @@ function registerComponents(registry: OpenAPIRegistry): void {
     schema: { type: 'integer', minimum: 1 },
     required: true,
   });
+  registry.registerComponent('headers', 'RateLimit', {
+    description: 'The client\'s remaining quota, as the IETF draft-8 on rate limit headers writes it: `"predict"; r=0; t=42`, with `r` the requests left and `t` the seconds until the window resets',
+    schema: { type: 'string' },
+    required: true,
+  });
+  registry.registerComponent('headers', 'RateLimitPolicy', {
+    description: 'The limit of this route group: `"predict"; q=600; w=60; pk=:...:`, with `q` the requests allowed in a window of `w` seconds',
+    schema: { type: 'string' },
+    required: true,
+  });
   registry.registerComponent('headers', 'WWWAuthenticate', {
     description: 'Always `Bearer`',
     schema: { type: 'string', const: 'Bearer' },
@@ -141,9 +156,9 @@ function jsonResponse(description: string, schema?: z.ZodType, headers: Record<s
 }
 
 /**
- * Builds problem responses for the given statuses. 401 carries WWW-Authenticate, and 503 Retry-After
- * because every 503 of these routes is a full prediction queue. `descriptions` overrides the
- * generic text of a status.
+ * Builds problem responses for the given statuses. 401 carries WWW-Authenticate, 429 the rate limit
+ * headers, and 503 Retry-After, because every 503 of these routes is a full queue or a busy
+ * database. `descriptions` overrides the generic text of a status.
  */
 function problems(statuses: number[], descriptions: Record<number, string> = {}): Responses {
   return errorResponses(statuses, descriptions, { schema: problemSchema, mediaType: 'application/problem+json', retryAfter: true });
@@ -168,12 +183,21 @@ function errorResponses(
     const headers: Record<string, { $ref: string }> = {};
     if (status === 401) headers['WWW-Authenticate'] = headerRef('WWWAuthenticate');
     if (status === 503 && format.retryAfter) headers['Retry-After'] = headerRef('RetryAfter');
+    if (status === 429) {
+      headers['Retry-After'] = headerRef('RetryAfter');
+      headers.RateLimit = headerRef('RateLimit');
+      headers['RateLimit-Policy'] = headerRef('RateLimitPolicy');
+    }
     responses[status] = jsonResponse(descriptions[status] ?? ERROR_DESCRIPTIONS[status], format.schema, headers, format.mediaType);
   }
   return responses;
 }
 
 const requireToken = { security: [{ [BEARER]: [] }] };
+
+const DATABASE_BUSY_PHRASE = 'another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS';
+const DATABASE_BUSY = `Service unavailable: ${DATABASE_BUSY_PHRASE}`;
+const DELETED_MEANWHILE = 'The account was deleted by another request after this one checked the token';
 
 // zod-to-openapi 9 marks a schema nullable when it accepts null, and z.coerce.number() turns null
 // into 0, which the offset accepts. So the offset's schema is written out here.
@@ -199,7 +223,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     request: { body: { required: true, content: { 'application/json': { schema: newUserBody } } } },
     responses: {
       201: jsonResponse('The user, with its token; the token is shown only here', newUserSchema, { Location: headerRef('Location') }),
-      ...problems([400, 401, 409, 413, 415, 500], { 409: 'The username is taken' }),
+      ...problems([400, 401, 409, 413, 415, 429, 500, 503], { 409: 'The username is taken', 503: DATABASE_BUSY }),
     },
   });
   registry.registerPath({
@@ -217,6 +241,30 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     summary: 'The caller',
     ...requireToken,
     responses: { 200: jsonResponse('The user that owns the token', userSchema), ...problems([401, 500]) },
+  });
+  registry.registerPath({
+    method: 'delete',
+    path: '/users/me',
+    tags: ['users'],
+    summary: 'Delete the caller with its orders and tasks',
+    description: 'Running tasks of the caller stop after their current chunk. The token is rejected from the next request on, by every worker.',
+    ...requireToken,
+    responses: {
+      204: { description: 'Deleted', headers: { 'X-Request-Id': headerRef('RequestId') } },
+      ...problems([401, 404, 500, 503], { 404: DELETED_MEANWHILE, 503: DATABASE_BUSY }),
+    },
+  });
+  registry.registerPath({
+    method: 'post',
+    path: '/users/me/token',
+    tags: ['users'],
+    summary: 'Issue a new bearer token and revoke the one sent',
+    description: 'The old token is rejected from the next request on, by every worker.',
+    ...requireToken,
+    responses: {
+      200: jsonResponse('The caller, with its new token; the token is shown only here', newUserSchema),
+      ...problems([401, 404, 500, 503], { 404: DELETED_MEANWHILE, 503: DATABASE_BUSY }),
+    },
   });
   registry.registerPath({
     method: 'get',
@@ -259,9 +307,9 @@ function registerOrderRoutes(registry: OpenAPIRegistry): void {
         'Preference-Applied': headerRef('PreferenceApplied'),
         'Idempotent-Replayed': { $ref: '#/components/headers/IdempotentReplayed' },
       }),
-      ...problems([400, 401, 409, 411, 413, 415, 500, 503], {
+      ...problems([400, 401, 409, 411, 413, 415, 429, 500, 503], {
         409: 'The Idempotency-Key was used with another body, or its first request is still running (then with `Retry-After`)',
-        503: 'The prediction queue is full; nothing was stored',
+        503: `The prediction queue is full, the task queue holds TASK_QUEUE_MAX tasks, or ${DATABASE_BUSY_PHRASE}; nothing was stored`,
       }),
     },
   });
@@ -296,7 +344,7 @@ function registerOrderRoutes(registry: OpenAPIRegistry): void {
     request: { params: idParams, body: { required: true, content: { 'application/json': { schema: orderChanges } } } },
     responses: {
       200: jsonResponse('The changed order', orderSchema),
-      ...problems([400, 401, 404, 409, 413, 415, 500], { ...notFound, 409: 'Only a pending order can be cancelled' }),
+      ...problems([400, 401, 404, 409, 413, 415, 500, 503], { ...notFound, 409: 'Only a pending order can be cancelled', 503: DATABASE_BUSY }),
     },
   });
   registry.registerPath({
@@ -332,7 +380,9 @@ function registerPredictionRoutes(registry: OpenAPIRegistry): void {
         Location: headerRef('Location'),
         'Preference-Applied': headerRef('PreferenceApplied'),
       }),
-      ...problems([400, 401, 411, 413, 415, 500, 503], { 503: 'The prediction queue is full' }),
+      ...problems([400, 401, 411, 413, 415, 429, 500, 503], {
+        503: `The prediction queue is full, or with \`Prefer: respond-async\` the task queue holds TASK_QUEUE_MAX tasks or ${DATABASE_BUSY_PHRASE}`,
+      }),
     },
   });
   registry.registerPath({
@@ -352,7 +402,7 @@ function registerPredictionRoutes(registry: OpenAPIRegistry): void {
     request: { params: idParams },
     responses: {
       200: jsonResponse('The cancelled task', taskSchema),
-      ...problems([400, 401, 404, 409, 500], { ...notFound, 409: 'The task has already ended' }),
+      ...problems([400, 401, 404, 409, 500, 503], { ...notFound, 409: 'The task has already ended', 503: DATABASE_BUSY }),
     },
   });
 }
@@ -396,6 +446,13 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     tags: ['service'],
     summary: 'This documentation in Swagger UI',
     responses: { 200: jsonResponse('HTML page', z.string(), {}, 'text/html'), 304: NOT_MODIFIED, ...problems([401, 500]) },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/docs/swagger-initializer.js',
+    tags: ['service'],
+    summary: 'The script that starts Swagger UI on this document',
+    responses: { 200: jsonResponse('JavaScript', z.string(), {}, 'text/javascript'), ...problems([401, 500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -503,7 +560,7 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
       request: { params, body: { required: true, content: { 'application/json': { schema: inferenceRequest } } } },
       responses: {
         200: jsonResponse('The requested outputs: `probabilities` [N, labels] FP32 and `label` [N] BYTES', inferenceResponseSchema),
-        ...protocolErrors([400, 401, 404, 413, 415, 500, 503], {
+        ...protocolErrors([400, 401, 404, 413, 415, 429, 500, 503], {
           ...modelNotFound,
           415: 'A body that is neither JSON nor without a Content-Type, or binary tensor data',
           503: 'The prediction queue is full',

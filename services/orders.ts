@@ -36,6 +36,8 @@ export interface OrderSettings {
   currency: string;
   syncMaxItems: number;
   limits: ImageLimits;
+  /** Queued tasks above which an order that needs a task is rejected with 503 (TASK_QUEUE_MAX). */
+  taskQueueMax: number;
 }
 
 /** Result of createOrder: a completed order (201), or a queued task (202). */
@@ -59,7 +61,7 @@ interface OrderRow {
  * Places an order. Small orders are classified during the request. Orders of more than
  * SYNC_MAX_ITEMS items, or sent with `Prefer: respond-async`, become a task that the runner
  * classifies in the background. A synchronous order is rejected with 503, and nothing is stored,
- * when the prediction queue is full.
+ * when the prediction queue is full, and an order for the background when the task queue is.
  */
 export async function createOrder(
   db: Db,
@@ -81,7 +83,7 @@ export async function createOrder(
     const task = db.transaction(() => {
       insertOrder.run(id, request.userId, 'pending', request.note, settings.unitPrice, settings.currency, null, now, now);
       insertPendingItems(db, id, checked);
-      const queued = insertTask(db, { kind: 'order', userId: request.userId, orderId: id, total: checked.length });
+      const queued = insertTask(db, { kind: 'order', userId: request.userId, orderId: id, total: checked.length }, settings.taskQueueMax);
       db.prepare('UPDATE orders SET task_id = ? WHERE id = ?').run(queued.id, id);
       return queued;
     })();

@@ -21,12 +21,13 @@ export async function predictNow(model: LoadedModel, batcher: PredictionBatcher,
 
 /**
  * Stores items as a prediction task for the runner. Returns the task id. Items that fail the format
- * check are rejected now; items that fail to decode later are reported in the task's result.
+ * check are rejected now; items that fail to decode later are reported in the task's result. A full
+ * task queue (TASK_QUEUE_MAX) is 503.
  */
-export function queuePrediction(db: Db, model: LoadedModel, items: ItemInput[], limits: ImageLimits, userId: string | null): string {
+export function queuePrediction(db: Db, model: LoadedModel, items: ItemInput[], limits: ImageLimits, userId: string | null, taskQueueMax: number): string {
   const checked = checkItems(items, model, limits);
   return db.transaction(() => {
-    const task = insertTask(db, { kind: 'predict', userId, orderId: null, total: checked.length });
+    const task = insertTask(db, { kind: 'predict', userId, orderId: null, total: checked.length }, taskQueueMax);
     insertPendingItems(db, task.id, checked);
     return task.id;
   })();

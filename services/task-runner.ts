@@ -106,12 +106,13 @@ export class TaskRunner {
 
     const status = readTaskStatus(db, task.id);
     if (status !== 'running') {
-      // Cancelled (or deleted) between two chunks.
+      // Cancelled, or deleted with its user's account, between two chunks.
       if (status === 'cancelled') {
         this.counts.cancelled++;
         if (task.orderId !== null) settleOrder(db, task.orderId, 'cancelled');
         logger.info('task cancelled', { taskId: task.id });
       }
+      if (status === null) this.stopDeletedTask(task);
       return true;
     }
     if (this.stopping) {
@@ -129,6 +130,11 @@ export class TaskRunner {
         updateProgress(db, task.id, stored.classified + stored.failed);
       },
     });
+    if (readTaskStatus(db, task.id) === null) {
+      // The account was deleted while the chunk ran, and its items with it.
+      this.stopDeletedTask(task);
+      return true;
+    }
     const counts = countItems(db, task.itemOwnerId);
     if (processed > 0 && counts.pending > 0) return false;
     // Nothing stored: the task was cancelled meanwhile, which the next chunk's check settles.
@@ -136,6 +142,11 @@ export class TaskRunner {
 
     this.completeTask(task, counts);
     return true;
+  }
+
+  private stopDeletedTask(task: TaskRecord): void {
+    this.counts.cancelled++;
+    this.options.logger.info('task cancelled', { taskId: task.id, reason: 'deleted with its user' });
   }
 
   private completeTask(task: TaskRecord, counts: { classified: number; failed: number }): void {

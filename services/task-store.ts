@@ -64,8 +64,24 @@ export function toTaskView(record: TaskRecord): Task {
   return task;
 }
 
-/** Inserts a queued task; call inside the transaction that stores its items. */
-export function insertTask(db: Db, fields: { kind: TaskKind; userId: string | null; orderId: string | null; total: number }): TaskRecord {
+// Seconds that the 503 of a full task queue asks a client to wait, in `Retry-After`.
+// NOTE: a guess; how fast the queue drains depends on the size of the queued tasks.
+const FULL_QUEUE_RETRY_AFTER_SECONDS = 10;
+
+/**
+ * Inserts a queued task; call inside the transaction that stores its items. Throws 503 with
+ * `Retry-After` when `maxQueued` tasks (TASK_QUEUE_MAX) are already waiting, so the transaction
+ * stores nothing. Running tasks do not count.
+ */
+export function insertTask(db: Db, fields: { kind: TaskKind; userId: string | null; orderId: string | null; total: number }, maxQueued: number): TaskRecord {
+  const { queued } = db.prepare("SELECT COUNT(*) AS queued FROM tasks WHERE status = 'queued'").get() as { queued: number };
+  if (queued >= maxQueued) {
+    throw createError(503, `the task queue is full: ${queued} tasks are waiting, the maximum TASK_QUEUE_MAX is ${maxQueued}; retry later`, {
+      expose: true,
+      headers: { 'Retry-After': String(FULL_QUEUE_RETRY_AFTER_SECONDS) },
+    });
+  }
+
   const id = crypto.randomUUID();
   db.prepare(
     "INSERT INTO tasks (id, kind, user_id, order_id, status, total, created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",

@@ -28,9 +28,13 @@ export function hashToken(token: string): string {
   return crypto.createHash('sha256').update(token).digest('hex');
 }
 
+function newToken(): string {
+  return crypto.randomBytes(32).toString('base64url');
+}
+
 /** Creates a user with a new random token. The token is returned here once and never again. */
 export function createUser(db: Db, username: string): User & { token: string } {
-  const token = crypto.randomBytes(32).toString('base64url');
+  const token = newToken();
   const user: User = { id: crypto.randomUUID(), username, createdAt: new Date().toISOString() };
 
   try {
@@ -49,10 +53,46 @@ export function createUser(db: Db, username: string): User & { token: string } {
   return { ...user, token };
 }
 
-/** Returns the user that owns a bearer token, or null. The lookup is by SHA-256 hash of the token. */
+/**
+ * Returns the user that owns a bearer token, or null. The index finds the row by the SHA-256 hash
+ * of the token. The comparison that decides is crypto.timingSafeEqual on the two hashes, so its
+ * duration does not depend on how many leading characters of a guessed token are right.
+ */
 export function findUserByToken(db: Db, token: string): User | null {
-  const row = db.prepare('SELECT id, username, created_at FROM users WHERE token_hash = ?').get(hashToken(token)) as UserRow | undefined;
-  return row ? toUser(row) : null;
+  const hash = hashToken(token);
+  const row = db.prepare('SELECT id, username, created_at, token_hash FROM users WHERE token_hash = ?').get(hash) as
+    | (UserRow & { token_hash: string })
+    | undefined;
+  if (!row) return null;
+  return crypto.timingSafeEqual(Buffer.from(row.token_hash, 'hex'), Buffer.from(hash, 'hex')) ? toUser(row) : null;
+}
+
+/**
+ * Issues a new random token for a user and stores its hash in place of the old one, so the old
+ * token is rejected from the next request on, by every process that shares the database.
+ */
+export function rotateToken(db: Db, userId: string): User & { token: string } {
+  const token = newToken();
+  const change = db.prepare('UPDATE users SET token_hash = ? WHERE id = ?').run(hashToken(token), userId);
+  if (change.changes === 0) throw createError(404, `user ${userId} not found`);
+  return { ...getUser(db, userId), token };
+}
+
+/**
+ * Deletes a user with its orders, tasks, items and idempotency keys, in one transaction. A running
+ * task stops after its current chunk, when its runner finds the task gone.
+ */
+export function deleteUser(db: Db, userId: string): void {
+  db.transaction(() => {
+    // Items have no foreign key, because they belong to an order or to a prediction task.
+    db.prepare('DELETE FROM items WHERE owner_id IN (SELECT id FROM orders WHERE user_id = ?)').run(userId);
+    db.prepare('DELETE FROM items WHERE owner_id IN (SELECT id FROM tasks WHERE user_id = ?)').run(userId);
+    db.prepare('DELETE FROM orders WHERE user_id = ?').run(userId);
+    db.prepare('DELETE FROM tasks WHERE user_id = ?').run(userId);
+    // Idempotency keys go with the user through ON DELETE CASCADE.
+    const change = db.prepare('DELETE FROM users WHERE id = ?').run(userId);
+    if (change.changes === 0) throw createError(404, `user ${userId} not found`);
+  })();
 }
 
 /** Returns one user; throws 404 when the id is unknown. */

@@ -29,6 +29,20 @@ describe('loadConfig', () => {
     ['TASK_TTL_SECONDS', 86_400],
     ['SHUTDOWN_TIMEOUT_MS', 10_000],
     ['WEB_DIR', 'dist/web'],
+    ['TRUST_PROXY', false],
+    ['SIGN_UP_RATE_LIMIT', 20],
+    ['SIGN_UP_RATE_WINDOW_SECONDS', 3600],
+    ['PREDICT_RATE_LIMIT', 600],
+    ['PREDICT_RATE_WINDOW_SECONDS', 60],
+    ['ORDER_RATE_LIMIT', 120],
+    ['ORDER_RATE_WINDOW_SECONDS', 60],
+    ['INFER_RATE_LIMIT', 600],
+    ['INFER_RATE_WINDOW_SECONDS', 60],
+    ['TASK_QUEUE_MAX', 1000],
+    ['HEADERS_TIMEOUT_MS', 20_000],
+    ['REQUEST_TIMEOUT_MS', 120_000],
+    ['JSON_MAX_DEPTH', 32],
+    ['JSON_MAX_KEYS', 10_000],
   ])('default %s is %p', (name, expected) => {
     const config = loadConfig({});
 
@@ -126,6 +140,12 @@ describe('loadConfig', () => {
     ['MAX_QUEUED_INPUTS', '0', /at least 1/],
     ['LOG_LEVEL', 'loud', /"error"\|"warn"\|"info"\|"debug"/],
     ['LOG_CONSOLE', 'yes', /"true"\|"false"/],
+    ['TRUST_PROXY', 'yes', /"yes" is not an address/],
+    ['TRUST_PROXY', '10.0.0.0/8,proxy.example', /"proxy.example" is not an address/],
+    ['PREDICT_RATE_LIMIT', '0', /at least 1/],
+    ['SIGN_UP_RATE_WINDOW_SECONDS', '86401', /at most 86400/],
+    ['JSON_MAX_DEPTH', '1', /at least 2/],
+    ['HEADERS_TIMEOUT_MS', '200000', /must not be more than REQUEST_TIMEOUT_MS/],
   ])('invalid %s=%s throws', (name, value, accepted) => {
     let caught: unknown;
 
@@ -138,6 +158,17 @@ describe('loadConfig', () => {
     expect(caught).toBeInstanceOf(ConfigError);
     expect((caught as ConfigError).message).toContain(`${name}=${JSON.stringify(value)}`);
     expect((caught as ConfigError).message).toMatch(accepted);
+  });
+
+  test.each<[string, unknown]>([
+    ['true', true],
+    ['false', false],
+    ['2', 2],
+    ['loopback, 10.0.0.0/8, fd00::/8', 'loopback, 10.0.0.0/8, fd00::/8'],
+  ])('TRUST_PROXY=%s is %p', (value, expected) => {
+    const config = loadConfig({ TRUST_PROXY: value });
+
+    expect(config.TRUST_PROXY).toBe(expected);
   });
 
   test('every invalid variable is named', () => {

@@ -43,7 +43,7 @@ describe('CORS', () => {
       const response = await request(testApp.app).get('/healthz').set('Origin', ALLOWED);
 
       const exposed = response.headers['access-control-expose-headers'].split(',');
-      expect(exposed).toEqual(expect.arrayContaining(['Location', 'X-Request-Id', 'Retry-After']));
+      expect(exposed).toEqual(expect.arrayContaining(['Location', 'X-Request-Id', 'Retry-After', 'RateLimit', 'RateLimit-Policy']));
     });
 
     test('error response carries CORS headers', async () => {

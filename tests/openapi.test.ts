@@ -135,14 +135,29 @@ describe('OpenAPI document', () => {
 
     expect(page.status).toBe(200);
     expect(page.headers['content-type']).toMatch(/^text\/html/);
-    expect(page.text).toContain("url: '/openapi.json'");
     expect(page.text).not.toMatch(/https?:\/\//);
-    expect(assets).toEqual(['/docs/swagger-ui.css', '/docs/favicon-32x32.png', '/docs/swagger-ui-bundle.js', '/docs/swagger-ui-standalone-preset.js']);
+    expect(page.text).not.toMatch(/<script>/);
+    expect(assets).toEqual([
+      '/docs/swagger-ui.css',
+      '/docs/favicon-32x32.png',
+      '/docs/swagger-ui-bundle.js',
+      '/docs/swagger-ui-standalone-preset.js',
+      '/docs/swagger-initializer.js',
+    ]);
     for (const asset of assets) {
       const response = await request(testApp.app).get(asset);
       expect(`${asset} ${response.status}`).toBe(`${asset} 200`);
       expect(response.body.length ?? response.text.length).toBeGreaterThan(0);
     }
+  });
+
+  test('Swagger UI starts on this document', async () => {
+    const response = await request(testApp.app).get('/docs/swagger-initializer.js');
+
+    expect(response.status).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/javascript/);
+    expect(response.text).toContain("url: '/openapi.json'");
+    expect(response.text).not.toContain('petstore');
   });
 
   test('unknown docs file is 404', async () => {

@@ -11,7 +11,9 @@ describe('users', () => {
   let testApp: TestApp;
 
   beforeAll(async () => {
-    testApp = await startTestApp();
+    // These tests sign up more users than the default limit of 20 an hour per client allows;
+    // tests/rate-limits.test.ts checks the limit itself.
+    testApp = await startTestApp({ SIGN_UP_RATE_LIMIT: '1000' });
   });
 
   afterAll(async () => {

@@ -72,10 +72,10 @@ const openPages = new Set<BrowserPage>();
 
 /**
  * Launches headless Chromium with a fresh profile (`--user-data-dir` in a temporary directory) and
- * opens the page at `baseUrl`. The locale and time zone are fixed, so that money and dates are
+ * opens the page at `baseUrl` (or at `options.path` below it). The locale and time zone are fixed, so that money and dates are
  * formatted the same on every machine.
  */
-export async function openPage(baseUrl: string, options: { viewport?: { width: number; height: number }; hasTouch?: boolean } = {}): Promise<BrowserPage> {
+export async function openPage(baseUrl: string, options: { viewport?: { width: number; height: number }; hasTouch?: boolean; path?: string } = {}): Promise<BrowserPage> {
   if (!chromiumPath) throw new Error(`Chromium was not found, and with CI=true the browser tests must run. ${INSTALL_STEPS}`);
 
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferline-chromium-'));
@@ -133,7 +133,7 @@ export async function openPage(baseUrl: string, options: { viewport?: { width: n
   };
   openPages.add(browserPage);
 
-  await page.goto(`${baseUrl}/`);
+  await page.goto(`${baseUrl}${options.path ?? '/'}`);
   return browserPage;
 }
 

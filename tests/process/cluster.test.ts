@@ -13,6 +13,8 @@ import {
   placeAsyncOrder,
   readLog,
   readLogLines,
+  Reply,
+  requestOnNewConnection,
   signUp,
   spawnServer,
   startServer,
@@ -30,33 +32,6 @@ const TASK_TIMEOUT_MS = 60_000;
 const ORDER_ITEMS = 600;
 
 const CLUSTER = { WORKERS: '2' };
-
-interface Reply {
-  status: number;
-  body: string;
-}
-
-/**
- * Sends a request on a new connection. The primary hands connections, not requests, to the
- * workers in turn, so a keep-alive connection would reach one worker only.
- */
-function requestOnNewConnection(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false });
-    request.once('error', reject);
-    request.once('response', (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.once('error', reject);
-      response.once('end', () => {
-        const reply = { status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') };
-        recordReceived(options.method ?? 'GET', url, { ...reply, headers: response.headers });
-        resolve(reply);
-      });
-    });
-    request.end(options.body);
-  });
-}
 
 async function getOrder(baseUrl: string, orderId: string, auth: string): Promise<LogRecord> {
   const response = await checkedFetch(`${baseUrl}/orders/${orderId}`, { headers: { Authorization: auth } });

@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -302,4 +303,80 @@ export async function waitForTask(
 /** True while a task is running and has items left, so a stop now interrupts it. */
 export function isRunningWithItemsLeft(task: LogRecord): boolean {
   return task.status === 'running' && task.progress.done < task.progress.total;
+}
+
+/** Status, headers and body of a response read with node:http. */
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * Sends a request on a new connection and checks the response against the OpenAPI document. The
+ * cluster primary hands connections, not requests, to the workers in turn, so a keep-alive
+ * connection would reach one worker only.
+ */
+export function requestOnNewConnection(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+  const request = http.request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false });
+  const reply = readResponse(request);
+  request.end(options.body);
+  return reply;
+}
+
+/** Collects the status, headers and body of a node:http request, and checks them against the OpenAPI document. */
+export function readResponse(request: http.ClientRequest): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    request.once('error', reject);
+    request.once('response', (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.once('error', reject);
+      response.once('end', () => {
+        const reply = { status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') };
+        recordReceived(request.method, `${request.protocol}//${request.host}${request.path}`, reply);
+        resolve(reply);
+      });
+    });
+  });
+}
+
+// Run by holdDatabaseLock in a child process: takes the write lock, reports it, holds it, releases it.
+const LOCK_HOLDER_SCRIPT = `
+const Database = require('better-sqlite3');
+const [databasePath, holdMs] = process.argv.slice(1);
+const db = new Database(databasePath);
+db.exec('BEGIN IMMEDIATE');
+process.stdout.write('locked\\n');
+setTimeout(() => {
+  db.exec('COMMIT');
+  db.close();
+  process.stdout.write('released\\n');
+}, Number(holdMs));
+`;
+
+/** A process that holds the write lock of a database, as holdDatabaseLock starts it. */
+export interface LockHolder {
+  /** Resolves once the process has released the lock and exited. */
+  released: Promise<void>;
+}
+
+/**
+ * Starts another process (node with better-sqlite3) that holds the write lock of the database at
+ * `databasePath` with BEGIN IMMEDIATE for `holdMs` milliseconds. Resolves once the lock is taken.
+ */
+export function holdDatabaseLock(databasePath: string, holdMs: number): Promise<LockHolder> {
+  const child = spawn(process.execPath, ['-e', LOCK_HOLDER_SCRIPT, databasePath, String(holdMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stderr: string[] = [];
+  readline.createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
+  const exited = new Promise<void>((resolve, reject) =>
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`the lock holder exited with code ${code}: ${stderr.join('\n')}`)))),
+  );
+
+  return new Promise((resolve, reject) => {
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line === 'locked') resolve({ released: exited });
+    });
+    exited.catch(reject);
+  });
 }

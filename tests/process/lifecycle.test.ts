@@ -3,7 +3,6 @@ import http from 'node:http';
 import path from 'node:path';
 import {
   checkedFetch,
-  recordReceived,
   LogRecord,
   MODEL_DIR,
   delay,
@@ -13,6 +12,7 @@ import {
   placeAsyncOrder,
   readLog,
   readLogLines,
+  readResponse,
   signUp,
   startServer,
   stopLeftoverServers,
@@ -26,23 +26,6 @@ const TEST_TIMEOUT_MS = 60_000;
 // 600 items took about 4 s at the default TASK_CHUNK_SIZE on 2 cores with one busy, so a stop sent
 // once the task runs lands while it still has items left.
 const ORDER_ITEMS = 600;
-
-/** Collects the status and body of a node:http request. */
-function readResponse(request: http.ClientRequest): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    request.once('error', reject);
-    request.once('response', (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.once('error', reject);
-      response.once('end', () => {
-        const reply = { status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') };
-        recordReceived(request.method, `${request.protocol}//${request.host}${request.path}`, reply);
-        resolve(reply);
-      });
-    });
-  });
-}
 
 async function getOrder(baseUrl: string, orderId: string, auth: string): Promise<LogRecord> {
   const response = await checkedFetch(`${baseUrl}/orders/${orderId}`, { headers: { Authorization: auth } });

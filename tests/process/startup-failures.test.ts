@@ -169,6 +169,12 @@ const cases: FailureCase[] = [
       return { env: { LOG_DIR: logDir }, expectedText: [logDir, 'ENOTDIR', 'cannot be written'] };
     },
   },
+  {
+    name: 'LOG_DIR under /dev/full',
+    async arrange() {
+      return { env: { LOG_DIR: '/dev/full/logs' }, expectedText: ['/dev/full/logs', 'cannot be written'] };
+    },
+  },
 ];
 
 /** Starts the server in the failing setup and checks that it exits 1 with one error line naming the cause. */

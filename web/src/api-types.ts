@@ -124,7 +124,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS or MAX_ITEMS */
+                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_ITEMS, JSON_MAX_DEPTH or JSON_MAX_KEYS */
                 413: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -144,10 +144,34 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Too many requests from this client address in the current window; `Retry-After` gives the seconds until it resets */
+                429: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
+                        RateLimit: components["headers"]["RateLimit"];
+                        "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Service unavailable: another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS */
+                503: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -214,6 +238,152 @@ export type paths = {
         };
         put?: never;
         post?: never;
+        /**
+         * Delete the caller with its orders and tasks
+         * @description Running tasks of the caller stop after their current chunk. The token is rejected from the next request on, by every worker.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted */
+                204: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing, malformed or unknown bearer token */
+                401: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The account was deleted by another request after this one checked the token */
+                404: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
+                500: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Service unavailable: another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS */
+                503: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Issue a new bearer token and revoke the one sent
+         * @description The old token is rejected from the next request on, by every worker.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller, with its new token; the token is shown only here */
+                200: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UserWithToken"];
+                    };
+                };
+                /** @description Missing, malformed or unknown bearer token */
+                401: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The account was deleted by another request after this one checked the token */
+                404: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
+                500: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Service unavailable: another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS */
+                503: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -458,7 +628,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS or MAX_ITEMS */
+                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_ITEMS, JSON_MAX_DEPTH or JSON_MAX_KEYS */
                 413: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -478,6 +648,19 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Too many requests from this client address in the current window; `Retry-After` gives the seconds until it resets */
+                429: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
+                        RateLimit: components["headers"]["RateLimit"];
+                        "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -488,7 +671,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The prediction queue is full; nothing was stored */
+                /** @description The prediction queue is full, the task queue holds TASK_QUEUE_MAX tasks, or another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS; nothing was stored */
                 503: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -651,7 +834,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS or MAX_ITEMS */
+                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_ITEMS, JSON_MAX_DEPTH or JSON_MAX_KEYS */
                 413: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -675,6 +858,17 @@ export type paths = {
                 500: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Service unavailable: another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS */
+                503: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -853,7 +1047,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS or MAX_ITEMS */
+                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_ITEMS, JSON_MAX_DEPTH or JSON_MAX_KEYS */
                 413: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -873,6 +1067,19 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Too many requests from this client address in the current window; `Retry-After` gives the seconds until it resets */
+                429: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
+                        RateLimit: components["headers"]["RateLimit"];
+                        "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -883,7 +1090,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The prediction queue is full */
+                /** @description The prediction queue is full, or with `Prefer: respond-async` the task queue holds TASK_QUEUE_MAX tasks or another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS */
                 503: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -1046,6 +1253,17 @@ export type paths = {
                 500: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Service unavailable: another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS */
+                503: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1334,6 +1552,64 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content?: never;
+                };
+                /** @description Missing, malformed or unknown bearer token */
+                401: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
+                500: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/docs/swagger-initializer.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The script that starts Swagger UI on this document */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description JavaScript */
+                200: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/javascript": string;
+                    };
                 };
                 /** @description Missing, malformed or unknown bearer token */
                 401: {
@@ -2004,7 +2280,7 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceError"];
                     };
                 };
-                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS or MAX_ITEMS */
+                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_ITEMS, JSON_MAX_DEPTH or JSON_MAX_KEYS */
                 413: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -2018,6 +2294,19 @@ export type paths = {
                 415: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["InferenceError"];
+                    };
+                };
+                /** @description Too many requests from this client address in the current window; `Retry-After` gives the seconds until it resets */
+                429: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
+                        RateLimit: components["headers"]["RateLimit"];
+                        "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -2281,7 +2570,7 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceError"];
                     };
                 };
-                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS or MAX_ITEMS */
+                /** @description Over a size limit: MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_ITEMS, JSON_MAX_DEPTH or JSON_MAX_KEYS */
                 413: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -2295,6 +2584,19 @@ export type paths = {
                 415: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["InferenceError"];
+                    };
+                };
+                /** @description Too many requests from this client address in the current window; `Retry-After` gives the seconds until it resets */
+                429: {
+                    headers: {
+                        "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
+                        RateLimit: components["headers"]["RateLimit"];
+                        "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -2697,6 +2999,10 @@ export type components = {
         Location: string;
         /** @description Seconds to wait before retrying */
         RetryAfter: number;
+        /** @description The client's remaining quota, as the IETF draft-8 on rate limit headers writes it: `"predict"; r=0; t=42`, with `r` the requests left and `t` the seconds until the window resets */
+        RateLimit: string;
+        /** @description The limit of this route group: `"predict"; q=600; w=60; pk=:...:`, with `q` the requests allowed in a window of `w` seconds */
+        RateLimitPolicy: string;
         /** @description Always `Bearer` */
         WWWAuthenticate: "Bearer";
         /** @description `respond-async` when the 202 response follows `Prefer: respond-async` */
