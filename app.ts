@@ -5,7 +5,9 @@ import { allowOrigins } from './middleware/cors';
 import { handleErrors, handleNotFound } from './middleware/error-handler';
 import { parsePixelBody } from './middleware/pixel-body';
 import { assignRequestId } from './middleware/request-id';
+import { recordRouteTemplates } from './middleware/route-template';
 import { healthRouter } from './routers/health';
+import { metricsRouter } from './routers/metrics';
 import { modelRouter } from './routers/model';
 import { orderRouter } from './routers/order';
 import { predictRouter } from './routers/predict';
@@ -19,13 +21,14 @@ import type { AppServices } from './services/app-services';
  * app to supertest.
  */
 export function createApp(services: AppServices): express.Express {
-  const { config, logger, lifecycle } = services;
+  const { config, logger, lifecycle, metrics } = services;
   const app = express();
   app.locals.services = services;
   app.set('x-powered-by', false);
+  recordRouteTemplates(app);
 
   app.use(assignRequestId());
-  app.use(logAccess(logger, lifecycle));
+  app.use(logAccess(logger, lifecycle, metrics));
   if (config.CORS_ORIGINS.length > 0) app.use(allowOrigins(config.CORS_ORIGINS));
   app.use(function closeConnectionsWhileStopping(_req, res, next) {
     // During shutdown, `Connection: close` makes keep-alive clients reconnect elsewhere after this response.
@@ -41,6 +44,7 @@ export function createApp(services: AppServices): express.Express {
   app.use('/predict', predictRouter);
   app.use('/tasks', taskRouter);
   app.use('/model', modelRouter);
+  app.use('/metrics', metricsRouter);
   app.use(healthRouter);
   app.use(webPageRouter(config.WEB_DIR));
 

@@ -1,12 +1,15 @@
 import type { RequestHandler } from 'express';
 import type winston from 'winston';
 import type { Lifecycle } from '../services/lifecycle';
+import type { ServiceMetrics } from '../services/metrics';
+import { routeTemplateOf } from './route-template';
 
 /**
  * Writes one access line per request when its response ends or its connection closes: method,
  * path, status, duration, request id and user id. 5xx at error, 4xx at warn, the rest at info.
+ * The same duration goes to the request histogram of `metrics`, so the log and the metrics agree.
  */
-export function logAccess(logger: winston.Logger, lifecycle: Lifecycle): RequestHandler {
+export function logAccess(logger: winston.Logger, lifecycle: Lifecycle, metrics: ServiceMetrics): RequestHandler {
   return function logAccessHandler(req, res, next) {
     const started = process.hrtime.bigint();
     let written = false;
@@ -19,11 +22,13 @@ export function logAccess(logger: winston.Logger, lifecycle: Lifecycle): Request
       let level = 'info';
       if (status >= 500) level = 'error';
       else if (status >= 400) level = 'warn';
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      metrics.observeRequest(req.method, routeTemplateOf(req), status, durationMs / 1000);
       logger.log(level, 'request completed', {
         method: req.method,
         path: req.originalUrl.split('?')[0],
         status,
-        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        durationMs,
         requestId: req.id,
         userId: req.user?.id ?? null,
         aborted: !res.writableFinished,
