@@ -17,6 +17,7 @@ import { answerClientErrors } from './services/client-errors';
 import { selectBackend } from './services/backend';
 import { runPrimary } from './services/cluster-primary';
 import { WorkerSummary, isPrimaryMessage } from './services/cluster-messages';
+import { WorkerMetricsChannel } from './services/cluster-metrics';
 import { Config, loadConfig } from './services/config';
 import { Db, openDatabase } from './services/database';
 import { Lifecycle } from './services/lifecycle';
@@ -231,8 +232,11 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
   if (ipc) {
     // The primary put the tasks of the previous run back in the queue before it forked the
     // workers; running tasks now belong to live workers.
+    const clusterMetrics = new WorkerMetricsChannel(services.metrics, ipc);
     process.on('message', (message) => {
-      if (isPrimaryMessage(message)) runner.wake();
+      if (!isPrimaryMessage(message)) return;
+      if (message.type === 'wake-runner') runner.wake();
+      else clusterMetrics.handle(message);
     });
     runner.wake();
     logger.info('worker started', { ...details, startupMs: Date.now() - startedAt });

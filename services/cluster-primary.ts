@@ -1,6 +1,7 @@
 import cluster, { Worker } from 'node:cluster';
 import type winston from 'winston';
-import { WorkerMessage, WorkerReadyDetails, WorkerSummary, isWorkerMessage } from './cluster-messages';
+import { PrimaryMessage, WorkerMessage, WorkerReadyDetails, WorkerSummary, isWorkerMessage } from './cluster-messages';
+import { MetricsCollector } from './cluster-metrics';
 import type { Config } from './config';
 import { Db, openDatabase } from './database';
 import { AppLogger, createLogger, errorFields, writeForwardedLine } from './logger';
@@ -60,6 +61,7 @@ class ClusterPrimary {
   private tasksFailed = 0;
   /** How many workers died while running each task, by task id. */
   private readonly workerDeathsByTask = new Map<string, number>();
+  private readonly metricsCollector = new MetricsCollector((workerId, message) => this.sendTo(workerId, message));
 
   constructor(options: { config: Config; log: AppLogger; db: Db; startedAt: number; tasksPending: number }) {
     this.config = options.config;
@@ -124,7 +126,25 @@ class ClusterPrimary {
       case 'stopped':
         state.summary = message.summary;
         return;
+      case 'metrics-request':
+        this.metricsCollector.collect(state.id, message.scrapeId, this.readyWorkerIds());
+        return;
+      case 'metrics-snapshot':
+      case 'metrics-snapshot-failed':
+        this.metricsCollector.receive(state.id, message);
+        return;
     }
+  }
+
+  private readyWorkerIds(): number[] {
+    return [...this.workers.values()].filter((state) => state.ready && state.worker.isConnected()).map((state) => state.id);
+  }
+
+  private sendTo(workerId: number, message: PrimaryMessage): void {
+    const state = this.workers.get(workerId);
+    if (!state || !state.worker.isConnected()) return;
+    // As in wakeRunners: a channel that has just closed reports its error to the callback.
+    state.worker.send(message, undefined, () => undefined);
   }
 
   private logStarted(details: WorkerReadyDetails): void {
@@ -150,6 +170,7 @@ class ClusterPrimary {
 
   private handleWorkerGone(state: WorkerState, exit: ExitStatus): void {
     this.workers.delete(state.id);
+    this.metricsCollector.forgetWorker(state.id);
 
     if (this.phase === 'stopping') {
       if (!state.ready && state.startupFailure) {
