@@ -143,7 +143,12 @@ function createProcessLogger(config: Config): AppLogger {
       defaultMeta: { workerId: cluster.worker?.id, pid: process.pid },
     });
   }
-  return createLogger({ level: config.LOG_LEVEL, logDir: config.LOG_DIR, console: config.LOG_CONSOLE });
+  return createLogger({
+    level: config.LOG_LEVEL,
+    logDir: config.LOG_DIR,
+    console: config.LOG_CONSOLE,
+    rotation: { maxBytes: config.LOG_MAX_BYTES, maxFiles: config.LOG_MAX_FILES },
+  });
 }
 
 /** Runs the server in this process: the whole service, or one worker of a cluster. */

@@ -329,7 +329,13 @@ class ClusterPrimary {
 export async function runPrimary(config: Config, startedAt: number): Promise<void> {
   let log: AppLogger;
   try {
-    log = createLogger({ level: config.LOG_LEVEL, logDir: config.LOG_DIR, console: config.LOG_CONSOLE });
+    // Only the primary writes the log file, so only it rotates the file.
+    log = createLogger({
+      level: config.LOG_LEVEL,
+      logDir: config.LOG_DIR,
+      console: config.LOG_CONSOLE,
+      rotation: { maxBytes: config.LOG_MAX_BYTES, maxFiles: config.LOG_MAX_FILES },
+    });
   } catch (error) {
     return exitWithError(null, `log file in LOG_DIR=${config.LOG_DIR} cannot be written`, error);
   }
