@@ -6,8 +6,9 @@ import { routeTemplateOf } from './route-template';
 
 /**
  * Writes one access line per request when its response ends or its connection closes: method,
- * path, status, duration, request id and user id. 5xx at error, 4xx at warn, the rest at info.
- * The same duration goes to the request histogram of `metrics`, so the log and the metrics agree.
+ * path, route template, status, duration, request id and user id. 5xx at error, 4xx at warn, the
+ * rest at info. The same route and duration go to the request histogram of `metrics`, so the log
+ * and the metrics agree.
  */
 export function logAccess(logger: winston.Logger, lifecycle: Lifecycle, metrics: ServiceMetrics): RequestHandler {
   return function logAccessHandler(req, res, next) {
@@ -23,10 +24,12 @@ export function logAccess(logger: winston.Logger, lifecycle: Lifecycle, metrics:
       if (status >= 500) level = 'error';
       else if (status >= 400) level = 'warn';
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      metrics.observeRequest(req.method, routeTemplateOf(req), status, durationMs / 1000);
+      const route = routeTemplateOf(req);
+      metrics.observeRequest(req.method, route, status, durationMs / 1000);
       logger.log(level, 'request completed', {
         method: req.method,
         path: req.originalUrl.split('?')[0],
+        route,
         status,
         durationMs,
         requestId: req.id,

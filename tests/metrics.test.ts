@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import request from 'supertest';
 import { batchSizeBuckets } from '../services/metrics';
-import { TestApp, expectProblem, signUp, startTestApp, waitForTask } from './helpers/app';
+import { TestApp, expectProblem, readLogLines, signUp, startTestApp, waitForTask } from './helpers/app';
 import { digitToRows, heldOutDigits } from './helpers/images';
 import { MetricSample, findSamples, parseMetrics, sampleValue } from './helpers/metrics';
 
@@ -88,6 +88,19 @@ describe('GET /metrics', () => {
     const routes = new Set(findSamples(samples, `${REQUESTS}_count`).map((sample) => sample.labels.route));
     expect([...routes].filter((route) => route.includes(unknownOrderId))).toEqual([]);
     expect(findSamples(samples, `${REQUESTS}_count`)).toHaveLength(expected.length);
+  });
+
+  test('access line carries the same route', async () => {
+    const user = await signUp(testApp.app, 'metrics-access-line');
+    const orderId = crypto.randomUUID();
+    await request(testApp.app).get(`/orders/${orderId}`).set('Authorization', user.auth).set('X-Request-Id', 'access-line-route').expect(404);
+    await request(testApp.app).get('/no-such-path').set('X-Request-Id', 'access-line-unmatched').expect(404);
+
+    const lines = await readLogLines(testApp);
+
+    const routeOf = (requestId: string) => lines.find((line) => line.message === 'request completed' && line.requestId === requestId)?.route;
+    expect(routeOf('access-line-route')).toBe('/orders/:id');
+    expect(routeOf('access-line-unmatched')).toBe('unmatched');
   });
 
   test('request histogram buckets add up to the count', async () => {
