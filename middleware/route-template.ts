@@ -1,4 +1,5 @@
-import type { Express, Request } from 'express';
+import type { Application, Express, Request } from 'express';
+import { match } from 'path-to-regexp';
 import { UNMATCHED_ROUTE } from '../services/metrics';
 
 const ROUTE = Symbol('route');
@@ -8,6 +9,30 @@ interface RequestWithTemplate {
   baseUrl: string;
   [ROUTE]?: unknown;
   [ROUTE_TEMPLATE]?: string;
+}
+
+/** One entry of `Router#listRoutes` (router 2.3 and later). */
+interface ListedRoute {
+  path: string | RegExp;
+  router?: ListingRouter;
+}
+
+interface ListingRouter {
+  listRoutes?(): ListedRoute[];
+}
+
+interface TemplateMatcher {
+  template: string;
+  matches(path: string): boolean;
+}
+
+// Built on the first request that needs them, once every route is registered.
+const matchersByApp = new WeakMap<Application, TemplateMatcher[]>();
+
+/** Joins a mount path and a route path as Express does: a router's root route ('/') is its mount path. */
+function joinRoutePath(mountPath: string, routePath: string): string {
+  if (routePath === '/') return mountPath || '/';
+  return mountPath + routePath;
 }
 
 /**
@@ -28,14 +53,45 @@ export function recordRouteTemplates(app: Express): void {
     },
     set(this: RequestWithTemplate, route: { path?: unknown } | undefined) {
       this[ROUTE] = route;
-      const path = String(route?.path ?? '');
-      // A router's root route ('/') is its mount path, as in `/model`.
-      this[ROUTE_TEMPLATE] = path === '/' ? this.baseUrl || '/' : this.baseUrl + path;
+      this[ROUTE_TEMPLATE] = joinRoutePath(this.baseUrl, String(route?.path ?? ''));
     },
   });
 }
 
-/** Returns the template of the route that matched `req`, or UNMATCHED_ROUTE when none did. */
+/** Lists the full paths of the routes of `router` and of the routers mounted on it, in order. */
+function listRouteTemplates(router: ListingRouter, mountPath: string): string[] {
+  const templates: string[] = [];
+  for (const entry of router.listRoutes?.() ?? []) {
+    // This service mounts no route on a regular expression, which would have no template.
+    if (typeof entry.path !== 'string') continue;
+    const path = joinRoutePath(mountPath, entry.path);
+    if (entry.router) templates.push(...listRouteTemplates(entry.router, path === '/' ? '' : path));
+    else templates.push(path);
+  }
+  return templates;
+}
+
+function matchersOf(app: Application): TemplateMatcher[] {
+  let matchers = matchersByApp.get(app);
+  if (!matchers) {
+    matchers = listRouteTemplates(app.router as ListingRouter, '').map((template) => {
+      const matchPath = match(template, { decode: false });
+      return { template, matches: (path: string) => matchPath(path) !== false };
+    });
+    matchersByApp.set(app, matchers);
+  }
+  return matchers;
+}
+
+/**
+ * Returns the template of the route that matched `req`, or UNMATCHED_ROUTE when its path matches
+ * none. A request rejected before its route ran, such as a 401 from a router's token check or a
+ * 400 for a body that is not JSON, gets the template that its path matches.
+ */
 export function routeTemplateOf(req: Request): string {
-  return (req as unknown as RequestWithTemplate)[ROUTE_TEMPLATE] ?? UNMATCHED_ROUTE;
+  const recorded = (req as unknown as RequestWithTemplate)[ROUTE_TEMPLATE];
+  if (recorded !== undefined) return recorded;
+
+  const path = req.originalUrl.split('?')[0];
+  return matchersOf(req.app).find((matcher) => matcher.matches(path))?.template ?? UNMATCHED_ROUTE;
 }

@@ -5,7 +5,7 @@ import type { Db } from './database';
 import type { LoadedModel } from './model';
 import { TASK_STATUSES, countTasksByStatus } from './task-store';
 
-/** Route label of requests that no route matched: unknown paths and the web page's static files. */
+/** Route label of requests whose path matches no route: unknown paths and the web page's static files. */
 export const UNMATCHED_ROUTE = 'unmatched';
 
 // From 1 ms, because POST /predict of one digit takes about 0.5 ms at one connection

@@ -69,6 +69,9 @@ describe('GET /metrics', () => {
     await request(testApp.app).get('/tasks/not-a-uuid').expect(400);
     await request(testApp.app).delete('/healthz').expect(405);
     await request(testApp.app).get(`/no-such-path/${unknownOrderId}`).expect(404);
+    // Rejected before their routes run: by the orders router's token check, and by the JSON parser.
+    await request(testApp.app).get(`/orders/${unknownOrderId}`).expect(401);
+    await request(testApp.app).post('/users').set('Content-Type', 'application/json').send('{"username":').expect(400);
 
     const samples = await scrape(testApp);
 
@@ -81,6 +84,8 @@ describe('GET /metrics', () => {
       ['GET', '/tasks/:id', '400', 1],
       ['DELETE', '/healthz', '405', 1],
       ['GET', 'unmatched', '404', 1],
+      ['GET', '/orders/:id', '401', 1],
+      ['POST', '/users', '400', 1],
     ];
     for (const [method, route, status, count] of expected) {
       expect({ method, route, status, count: sampleValue(samples, `${REQUESTS}_count`, { method, route, status }) }).toEqual({ method, route, status, count });
@@ -95,12 +100,14 @@ describe('GET /metrics', () => {
     const orderId = crypto.randomUUID();
     await request(testApp.app).get(`/orders/${orderId}`).set('Authorization', user.auth).set('X-Request-Id', 'access-line-route').expect(404);
     await request(testApp.app).get('/no-such-path').set('X-Request-Id', 'access-line-unmatched').expect(404);
+    await request(testApp.app).get(`/orders/${orderId}/bill`).set('X-Request-Id', 'access-line-no-token').expect(401);
 
     const lines = await readLogLines(testApp);
 
     const routeOf = (requestId: string) => lines.find((line) => line.message === 'request completed' && line.requestId === requestId)?.route;
     expect(routeOf('access-line-route')).toBe('/orders/:id');
     expect(routeOf('access-line-unmatched')).toBe('unmatched');
+    expect(routeOf('access-line-no-token')).toBe('/orders/:id/bill');
   });
 
   test('request histogram buckets add up to the count', async () => {
