@@ -84,7 +84,8 @@ export function formatSummary(summary: LogSummary): string {
     if (summary.routes.length > shown.length) lines.push(`  and ${summary.routes.length - shown.length} more routes (--json lists them)`);
   }
 
-  lines.push('', `Errors: ${summary.errors.reduce((total, group) => total + group.count, 0)} in ${summary.errors.length} groups`);
+  const errorCount = summary.errors.reduce((total, group) => total + group.count, 0);
+  lines.push('', `Errors: ${errorCount} in ${summary.errors.length} ${summary.errors.length === 1 ? 'group' : 'groups'}`);
   const errorRows = summary.errors.slice(0, MAX_ERRORS_SHOWN).map((group) => [String(group.count), group.firstTime ?? '-', group.lastTime ?? '-', group.message]);
   if (errorRows.length > 0) lines.push(...formatTable(['count', 'first', 'last', 'message'], errorRows, new Set([0])));
   if (summary.errors.length > MAX_ERRORS_SHOWN) lines.push(`  and ${summary.errors.length - MAX_ERRORS_SHOWN} more groups (--json lists them)`);
