@@ -90,6 +90,8 @@ export class ServiceMetrics {
     });
     modelInfo.set({ name: metadata.name, version: metadata.version, backend, inference: inferencePath.kind }, 1);
 
+    // NOTE: prom-client 15 cannot stop the GC observer and event-loop monitor that this starts, so
+    // they, and this registry, live as long as the process. Only tests build more than one app.
     collectDefaultMetrics({ register: this.registry });
   }
 
