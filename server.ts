@@ -235,9 +235,9 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
   };
 
   if (ipc) {
+    const clusterMetrics = new WorkerMetricsChannel(services.metrics, ipc);
     // The primary put the tasks of the previous run back in the queue before it forked the
     // workers; running tasks now belong to live workers.
-    const clusterMetrics = new WorkerMetricsChannel(services.metrics, ipc);
     process.on('message', (message) => {
       if (!isPrimaryMessage(message)) return;
       if (message.type === 'wake-runner') runner.wake();
