@@ -5,7 +5,6 @@ import { allowOrigins } from './middleware/cors';
 import { handleErrors, handleNotFound } from './middleware/error-handler';
 import { parsePixelBody } from './middleware/pixel-body';
 import { assignRequestId } from './middleware/request-id';
-import { recordRouteTemplates } from './middleware/route-template';
 import { healthRouter } from './routers/health';
 import { metricsRouter } from './routers/metrics';
 import { modelRouter } from './routers/model';
@@ -25,7 +24,6 @@ export function createApp(services: AppServices): express.Express {
   const app = express();
   app.locals.services = services;
   app.set('x-powered-by', false);
-  recordRouteTemplates(app);
 
   app.use(assignRequestId());
   app.use(logAccess(logger, lifecycle, metrics));

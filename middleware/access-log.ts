@@ -24,7 +24,7 @@ export function logAccess(logger: winston.Logger, lifecycle: Lifecycle, metrics:
       if (status >= 500) level = 'error';
       else if (status >= 400) level = 'warn';
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const route = routeTemplateOf(req);
+      const route = routeTemplateOf(req, res);
       metrics.observeRequest(req.method, route, status, durationMs / 1000);
       logger.log(level, 'request completed', {
         method: req.method,

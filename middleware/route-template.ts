@@ -1,15 +1,6 @@
-import type { Application, Express, Request } from 'express';
+import type { Application, Request, Response } from 'express';
 import { match } from 'path-to-regexp';
 import { UNMATCHED_ROUTE } from '../services/metrics';
-
-const ROUTE = Symbol('route');
-const ROUTE_TEMPLATE = Symbol('routeTemplate');
-
-interface RequestWithTemplate {
-  baseUrl: string;
-  [ROUTE]?: unknown;
-  [ROUTE_TEMPLATE]?: string;
-}
 
 /** One entry of `Router#listRoutes` (router 2.3 and later). */
 interface ListedRoute {
@@ -33,29 +24,6 @@ const matchersByApp = new WeakMap<Application, TemplateMatcher[]>();
 function joinRoutePath(mountPath: string, routePath: string): string {
   if (routePath === '/') return mountPath || '/';
   return mountPath + routePath;
-}
-
-/**
- * Makes every request of `app` remember the template of the route that matched it, such as
- * `/orders/:id`, for routeTemplateOf.
- *
- * The router sets `req.route` when a route matches, while `req.baseUrl` is the path its router is
- * mounted at. When a handler passes an error on, the router restores `req.baseUrl` before the
- * error handler responds, so the template is built at that moment: in a setter of `route` on the
- * app's request prototype. It costs one string concatenation per request and patches nothing
- * outside this app.
- */
-export function recordRouteTemplates(app: Express): void {
-  Object.defineProperty(app.request, 'route', {
-    configurable: true,
-    get(this: RequestWithTemplate) {
-      return this[ROUTE];
-    },
-    set(this: RequestWithTemplate, route: { path?: unknown } | undefined) {
-      this[ROUTE] = route;
-      this[ROUTE_TEMPLATE] = joinRoutePath(this.baseUrl, String(route?.path ?? ''));
-    },
-  });
 }
 
 /** Lists the full paths of the routes of `router` and of the routers mounted on it, in order. */
@@ -84,13 +52,19 @@ function matchersOf(app: Application): TemplateMatcher[] {
 }
 
 /**
- * Returns the template of the route that matched `req`, or UNMATCHED_ROUTE when its path matches
- * none. A request rejected before its route ran, such as a 401 from a router's token check or a
- * 400 for a body that is not JSON, gets the template that its path matches.
+ * Returns the template of the route of a finished request, such as `/orders/:id`, or
+ * UNMATCHED_ROUTE when its path matches no route.
+ *
+ * When a route's handler sent a response below 400, `req.route` and `req.baseUrl` (the path its
+ * router is mounted at) still describe that route, and the template costs one concatenation. An
+ * error passed on with next(err) leaves the router with `req.baseUrl` restored to the parent's, and
+ * a request rejected before its route ran (a 401 from a router's token check, a 400 for a body that
+ * is not JSON) has no `req.route`. Those get the first route template that their path matches, in
+ * the order Express tries the routes.
  */
-export function routeTemplateOf(req: Request): string {
-  const recorded = (req as unknown as RequestWithTemplate)[ROUTE_TEMPLATE];
-  if (recorded !== undefined) return recorded;
+export function routeTemplateOf(req: Request, res: Response): string {
+  const route = req.route as { path?: unknown } | undefined;
+  if (route !== undefined && typeof route.path === 'string' && res.statusCode < 400) return joinRoutePath(req.baseUrl, route.path);
 
   const path = req.originalUrl.split('?')[0];
   return matchersOf(req.app).find((matcher) => matcher.matches(path))?.template ?? UNMATCHED_ROUTE;
