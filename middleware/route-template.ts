@@ -56,11 +56,11 @@ function matchersOf(app: Application): TemplateMatcher[] {
  * UNMATCHED_ROUTE when its path matches no route.
  *
  * When a route's handler sent a response below 400, `req.route` and `req.baseUrl` (the path its
- * router is mounted at) still describe that route, and the template costs one concatenation. An
- * error passed on with next(err) leaves the router with `req.baseUrl` restored to the parent's, and
- * a request rejected before its route ran (a 401 from a router's token check, a 400 for a body that
- * is not JSON) has no `req.route`. Those get the first route template that their path matches, in
- * the order Express tries the routes.
+ * router is mounted at) still describe that route, and the template costs one concatenation. When
+ * an error leaves the router through next(err), the router restores `req.baseUrl` to the parent's.
+ * A request rejected before its route ran, such as a 401 from a router's token check or a 400 for
+ * a body that is not JSON, has no `req.route`. Those requests get the first route template that
+ * their path matches, in the order Express tries the routes.
  */
 export function routeTemplateOf(req: Request, res: Response): string {
   const route = req.route as { path?: unknown } | undefined;
