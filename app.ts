@@ -11,6 +11,7 @@ import { setSecurityHeaders } from './middleware/security-headers';
 import { documentationRouter } from './routers/documentation';
 import { healthRouter } from './routers/health';
 import { INFERENCE_PATHS, INFERENCE_PROTOCOL_PATH, inferenceProtocolRouter } from './routers/inference-protocol';
+import { metricsRouter } from './routers/metrics';
 import { modelRouter } from './routers/model';
 import { orderRouter } from './routers/order';
 import { predictRouter } from './routers/predict';
@@ -29,7 +30,7 @@ export interface AppOptions {
  * app to supertest.
  */
 export function createApp(services: AppServices, options: AppOptions = {}): express.Express {
-  const { config, logger, lifecycle } = services;
+  const { config, logger, lifecycle, metrics } = services;
   const app = express();
   app.locals.services = services;
   app.set('x-powered-by', false);
@@ -37,7 +38,7 @@ export function createApp(services: AppServices, options: AppOptions = {}): expr
 
   if (options.inspectResponses) app.use(options.inspectResponses);
   app.use(assignRequestId());
-  app.use(logAccess(logger, lifecycle));
+  app.use(logAccess(logger, lifecycle, metrics));
   app.use(setSecurityHeaders());
   if (config.CORS_ORIGINS.length > 0) app.use(allowOrigins(config.CORS_ORIGINS));
   app.use(function closeConnectionsWhileStopping(_req, res, next) {
@@ -61,6 +62,7 @@ export function createApp(services: AppServices, options: AppOptions = {}): expr
   app.use('/predict', predictRouter);
   app.use('/tasks', taskRouter);
   app.use('/model', modelRouter);
+  app.use('/metrics', metricsRouter);
   app.use(healthRouter);
   app.use(INFERENCE_PROTOCOL_PATH, inferenceProtocolRouter);
   app.use(documentationRouter);

@@ -17,6 +17,7 @@ import { answerClientErrors } from './services/client-errors';
 import { selectBackend } from './services/backend';
 import { runPrimary } from './services/cluster-primary';
 import { WorkerSummary, isPrimaryMessage } from './services/cluster-messages';
+import { WorkerMetricsChannel } from './services/cluster-metrics';
 import { Config, loadConfig } from './services/config';
 import { Db, openDatabase } from './services/database';
 import { Lifecycle } from './services/lifecycle';
@@ -156,7 +157,12 @@ function createProcessLogger(config: Config): AppLogger {
       defaultMeta: { workerId: cluster.worker?.id, pid: process.pid },
     });
   }
-  return createLogger({ level: config.LOG_LEVEL, logDir: config.LOG_DIR, console: config.LOG_CONSOLE });
+  return createLogger({
+    level: config.LOG_LEVEL,
+    logDir: config.LOG_DIR,
+    console: config.LOG_CONSOLE,
+    rotation: { maxBytes: config.LOG_MAX_BYTES, maxFiles: config.LOG_MAX_FILES },
+  });
 }
 
 /** Runs the server in this process: the whole service, or one worker of a cluster. */
@@ -243,10 +249,13 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
   };
 
   if (ipc) {
+    const clusterMetrics = new WorkerMetricsChannel(services.metrics, ipc);
     // The primary put the tasks of the previous run back in the queue before it forked the
     // workers; running tasks now belong to live workers.
     process.on('message', (message) => {
-      if (isPrimaryMessage(message)) runner.wake();
+      if (!isPrimaryMessage(message)) return;
+      if (message.type === 'wake-runner') runner.wake();
+      else clusterMetrics.handle(message);
     });
     runner.wake();
     logger.info('worker started', { ...details, startupMs: Date.now() - startedAt });

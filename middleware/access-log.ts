@@ -1,12 +1,16 @@
 import type { RequestHandler } from 'express';
 import type winston from 'winston';
 import type { Lifecycle } from '../services/lifecycle';
+import type { ServiceMetrics } from '../services/metrics';
+import { routeTemplateOf } from './route-template';
 
 /**
  * Writes one access line per request when its response ends or its connection closes: method,
- * path, status, duration, request id and user id. 5xx at error, 4xx at warn, the rest at info.
+ * path, route template, status, duration, request id and user id. 5xx at error, 4xx at warn, the
+ * rest at info. The same route and duration go to the request histogram of `metrics`, so the log
+ * and the metrics agree.
  */
-export function logAccess(logger: winston.Logger, lifecycle: Lifecycle): RequestHandler {
+export function logAccess(logger: winston.Logger, lifecycle: Lifecycle, metrics: ServiceMetrics): RequestHandler {
   return function logAccessHandler(req, res, next) {
     const started = process.hrtime.bigint();
     let written = false;
@@ -19,11 +23,15 @@ export function logAccess(logger: winston.Logger, lifecycle: Lifecycle): Request
       let level = 'info';
       if (status >= 500) level = 'error';
       else if (status >= 400) level = 'warn';
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      const route = routeTemplateOf(req, res);
+      metrics.observeRequest(req.method, route, status, durationMs / 1000);
       logger.log(level, 'request completed', {
         method: req.method,
         path: req.originalUrl.split('?')[0],
+        route,
         status,
-        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        durationMs,
         requestId: req.id,
         userId: req.user?.id ?? null,
         aborted: !res.writableFinished,

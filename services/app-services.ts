@@ -4,6 +4,7 @@ import { PredictionBatcher } from './batcher';
 import type { Config } from './config';
 import type { Db } from './database';
 import type { Lifecycle } from './lifecycle';
+import { ServiceMetrics } from './metrics';
 import type { LoadedModel } from './model';
 import { imageLimits } from './model-input';
 import { TaskRunner } from './task-runner';
@@ -17,6 +18,7 @@ export interface AppServices {
   batcher: PredictionBatcher;
   runner: TaskRunner;
   lifecycle: Lifecycle;
+  metrics: ServiceMetrics;
 }
 
 /** Returns the services of the app that is handling the request. */
@@ -25,8 +27,9 @@ export function servicesOf(req: Request): AppServices {
 }
 
 /**
- * Builds the batcher and the task runner around an open database and a loaded model, with the
- * limits of `config`. The process entry point, the tests and the benchmark all build services here.
+ * Builds the metrics, the batcher and the task runner around an open database and a loaded model,
+ * with the limits of `config`. The process entry point, the tests and the benchmark all build
+ * services here.
  */
 export function buildServices(parts: {
   config: Config;
@@ -37,11 +40,14 @@ export function buildServices(parts: {
   announceTaskQueued?: () => void;
 }): AppServices {
   const { config, logger, db, model, lifecycle, announceTaskQueued } = parts;
+  const metrics = new ServiceMetrics({ db, model, maxBatchSize: config.MAX_BATCH_SIZE });
   const batcher = new PredictionBatcher(model, {
     maxBatchSize: config.MAX_BATCH_SIZE,
     maxDelayMs: config.MAX_BATCH_DELAY_MS,
     maxQueuedInputs: config.MAX_QUEUED_INPUTS,
+    observeModelCall: metrics.observeModelCall,
   });
+  metrics.watchQueue(batcher);
   const runner = new TaskRunner({
     db,
     model,
@@ -52,5 +58,5 @@ export function buildServices(parts: {
     ttlSeconds: config.TASK_TTL_SECONDS,
     announceTaskQueued,
   });
-  return { config, logger, db, model, batcher, runner, lifecycle };
+  return { config, logger, db, model, batcher, runner, lifecycle, metrics };
 }

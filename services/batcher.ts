@@ -8,6 +8,8 @@ export interface BatcherOptions {
   maxDelayMs: number;
   /** Waiting inputs above which admitAndPredict rejects a request with 503 (MAX_QUEUED_INPUTS). */
   maxQueuedInputs: number;
+  /** Called after every model call, failed ones included, with its input count and duration in seconds. */
+  observeModelCall?: (batchSize: number, seconds: number) => void;
 }
 
 /** Counters since the batcher was created, for tests and metrics. */
@@ -231,7 +233,9 @@ export class PredictionBatcher {
       stats.failedModelCalls++;
       throw error;
     } finally {
-      stats.modelMs += performance.now() - started;
+      const ms = performance.now() - started;
+      stats.modelMs += ms;
+      this.options.observeModelCall?.(inputs.length, ms / 1000);
     }
   }
 

@@ -1,7 +1,8 @@
 import cluster, { Worker } from 'node:cluster';
 import { ClusterMemoryStorePrimary } from '@express-rate-limit/cluster-memory-store';
 import type winston from 'winston';
-import { WorkerMessage, WorkerReadyDetails, WorkerSummary, isWorkerMessage } from './cluster-messages';
+import { PrimaryMessage, WorkerMessage, WorkerReadyDetails, WorkerSummary, isWorkerMessage } from './cluster-messages';
+import { MetricsCollector } from './cluster-metrics';
 import type { Config } from './config';
 import { Db, openDatabase } from './database';
 import { AppLogger, createLogger, errorFields, writeForwardedLine } from './logger';
@@ -61,6 +62,7 @@ class ClusterPrimary {
   private tasksFailed = 0;
   /** How many workers died while running each task, by task id. */
   private readonly workerDeathsByTask = new Map<string, number>();
+  private readonly metricsCollector = new MetricsCollector((workerId, message) => this.sendTo(workerId, message));
 
   constructor(options: { config: Config; log: AppLogger; db: Db; startedAt: number; tasksPending: number }) {
     this.config = options.config;
@@ -131,7 +133,25 @@ class ClusterPrimary {
       case 'stopped':
         state.summary = message.summary;
         return;
+      case 'metrics-request':
+        this.metricsCollector.collect(state.id, message.scrapeId, this.readyWorkerIds());
+        return;
+      case 'metrics-snapshot':
+      case 'metrics-snapshot-failed':
+        this.metricsCollector.receive(state.id, message);
+        return;
     }
+  }
+
+  private readyWorkerIds(): number[] {
+    return [...this.workers.values()].filter((state) => state.ready && state.worker.isConnected()).map((state) => state.id);
+  }
+
+  private sendTo(workerId: number, message: PrimaryMessage): void {
+    const state = this.workers.get(workerId);
+    if (!state || !state.worker.isConnected()) return;
+    // As in wakeRunners: a channel that has just closed reports its error to the callback.
+    state.worker.send(message, undefined, () => undefined);
   }
 
   private logStarted(details: WorkerReadyDetails): void {
@@ -157,6 +177,7 @@ class ClusterPrimary {
 
   private handleWorkerGone(state: WorkerState, exit: ExitStatus): void {
     this.workers.delete(state.id);
+    this.metricsCollector.forgetWorker(state.id);
 
     if (this.phase === 'stopping') {
       if (!state.ready && state.startupFailure) {
@@ -315,7 +336,13 @@ class ClusterPrimary {
 export async function runPrimary(config: Config, startedAt: number): Promise<void> {
   let log: AppLogger;
   try {
-    log = createLogger({ level: config.LOG_LEVEL, logDir: config.LOG_DIR, console: config.LOG_CONSOLE });
+    // Only the primary writes the log file, so only it rotates the file.
+    log = createLogger({
+      level: config.LOG_LEVEL,
+      logDir: config.LOG_DIR,
+      console: config.LOG_CONSOLE,
+      rotation: { maxBytes: config.LOG_MAX_BYTES, maxFiles: config.LOG_MAX_FILES },
+    });
   } catch (error) {
     return exitWithError(null, `log file in LOG_DIR=${config.LOG_DIR} cannot be written`, error);
   }

@@ -103,6 +103,8 @@ const configSchema = z.object({
   LOG_DIR: z.string().min(1).default('logs'),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   LOG_CONSOLE: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
+  LOG_MAX_BYTES: integer(0).default(50 * MB),
+  LOG_MAX_FILES: integer(1, 1000).default(5),
   UNIT_PRICE: integer(0).default(25),
   CURRENCY: z
     .string()

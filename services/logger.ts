@@ -1,7 +1,7 @@
 import path from 'node:path';
 import winston from 'winston';
 import { IpcLogTransport } from './ipc-log-transport';
-import { LogFile } from './log-file';
+import { LogFile, LogRotation } from './log-file';
 import { requestContext } from './request-context';
 
 const MESSAGE = Symbol.for('message');
@@ -12,6 +12,8 @@ export interface LoggerOptions {
   level: string;
   /** Directory of `app.log`; no file is written when it is null. */
   logDir: string | null;
+  /** When `app.log` rotates; without it, the file only grows. */
+  rotation?: LogRotation;
   console: boolean;
   /** For cluster workers: send every line to the primary, which writes it, instead of the file and the console. */
   sendToPrimary?: boolean;
@@ -68,7 +70,7 @@ export function createLogger(options: LoggerOptions): AppLogger {
     transports.push(ipc);
   } else {
     if (options.logDir !== null) {
-      file = new LogFile(path.join(options.logDir, 'app.log'));
+      file = new LogFile(path.join(options.logDir, 'app.log'), { rotation: options.rotation });
       transports.push(file);
     }
     if (options.console) transports.push(new winston.transports.Console());

@@ -417,6 +417,16 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
   });
   registry.registerPath({
     method: 'get',
+    path: '/metrics',
+    tags: ['service'],
+    summary: 'Prometheus metrics of the service, summed over every worker in cluster mode',
+    responses: {
+      200: jsonResponse('Metrics in the Prometheus text format', z.string(), {}, 'text/plain'),
+      ...problems([401, 500]),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
     path: '/healthz',
     tags: ['service'],
     summary: 'Liveness',

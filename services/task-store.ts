@@ -3,6 +3,7 @@ import createError from 'http-errors';
 import type { Db } from './database';
 
 export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const TASK_STATUSES: readonly TaskStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 export type TaskKind = 'order' | 'predict';
 
 export interface Task {
@@ -199,6 +200,19 @@ export function listTasksClaimedBy(db: Db, pid: number): TaskRecord[] {
 export function countUnfinishedTasks(db: Db): number {
   const row = db.prepare("SELECT COUNT(*) AS count FROM tasks WHERE status IN ('queued', 'running')").get() as { count: number };
   return row.count;
+}
+
+/**
+ * Counts the tasks that GET /tasks/:id can still return, by status, with one query. Expired tasks
+ * are left out even before deleteExpiredTasks removes them. Statuses without tasks count 0.
+ */
+export function countTasksByStatus(db: Db): Record<TaskStatus, number> {
+  const rows = db
+    .prepare('SELECT status, COUNT(*) AS count FROM tasks WHERE expires_at IS NULL OR expires_at > ? GROUP BY status')
+    .all(new Date().toISOString()) as { status: TaskStatus; count: number }[];
+  const counts = Object.fromEntries(TASK_STATUSES.map((status) => [status, 0])) as Record<TaskStatus, number>;
+  for (const row of rows) counts[row.status] = row.count;
+  return counts;
 }
 
 /** Deletes expired tasks and the items of expired prediction tasks; an order keeps its items. */

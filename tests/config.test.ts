@@ -15,6 +15,8 @@ describe('loadConfig', () => {
     ['LOG_DIR', 'logs'],
     ['LOG_LEVEL', 'info'],
     ['LOG_CONSOLE', true],
+    ['LOG_MAX_BYTES', 50 * MB],
+    ['LOG_MAX_FILES', 5],
     ['UNIT_PRICE', 25],
     ['CURRENCY', 'USD'],
     ['SYNC_MAX_ITEMS', 16],
@@ -107,6 +109,12 @@ describe('loadConfig', () => {
     expect(config.SYNC_MAX_ITEMS).toBe(1);
   });
 
+  test('LOG_MAX_BYTES=0 is accepted', () => {
+    const config = loadConfig({ LOG_MAX_BYTES: '0' });
+
+    expect(config.LOG_MAX_BYTES).toBe(0);
+  });
+
   test('WORKERS=auto is one per available core', () => {
     const config = loadConfig({ WORKERS: 'auto' });
 
@@ -146,6 +154,9 @@ describe('loadConfig', () => {
     ['SIGN_UP_RATE_WINDOW_SECONDS', '86401', /at most 86400/],
     ['JSON_MAX_DEPTH', '1', /at least 2/],
     ['HEADERS_TIMEOUT_MS', '200000', /must not be more than REQUEST_TIMEOUT_MS/],
+    ['LOG_MAX_BYTES', '50MB', /whole number from 0/],
+    ['LOG_MAX_FILES', '0', /at least 1/],
+    ['LOG_MAX_FILES', '1001', /at most 1000/],
   ])('invalid %s=%s throws', (name, value, accepted) => {
     let caught: unknown;
 

@@ -40,7 +40,12 @@ export interface TestApp {
 export async function startTestApp(env: Record<string, string> = {}, model?: LoadedModel): Promise<TestApp> {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'inferline-test-'));
   const config = loadConfig({ DATABASE_PATH: path.join(directory, 'app.db'), LOG_DIR: directory, LOG_CONSOLE: 'false', ...env });
-  const log = createLogger({ level: 'debug', logDir: config.LOG_DIR, console: false });
+  const log = createLogger({
+    level: 'debug',
+    logDir: config.LOG_DIR,
+    console: false,
+    rotation: { maxBytes: config.LOG_MAX_BYTES, maxFiles: config.LOG_MAX_FILES },
+  });
   const db = openDatabase(config.DATABASE_PATH, config.DATABASE_BUSY_TIMEOUT_MS);
   const loadedModel = model ?? (await getModel());
   const lifecycle = new Lifecycle();

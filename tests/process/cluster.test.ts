@@ -3,6 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { findSamples, parseMetrics, sampleValue } from '../helpers/metrics';
 import {
   checkedFetch,
   recordReceived,
@@ -148,6 +149,45 @@ describe('cluster of two workers', () => {
       expect(withMessage(records, 'task started').filter((record) => record.taskId === taskId)).toHaveLength(1);
       expect(withMessage(records, 'task succeeded').filter((record) => record.taskId === taskId)).toHaveLength(1);
       expect(records[records.length - 1].tasksSucceeded).toBe(1);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'one scrape adds up the metrics of both workers',
+    async () => {
+      const server = await startServer(CLUSTER);
+      const healthIds = Array.from({ length: 10 }, (_, i) => `cluster-metrics-healthz-${i}`);
+      for (const requestId of healthIds) await requestOnNewConnection(`${server.baseUrl}/healthz`, { headers: { 'X-Request-Id': requestId } });
+      const user = await signUp(server.baseUrl, 'cluster-metrics');
+      const { taskId } = await placeAsyncOrder(server.baseUrl, user.auth, 40);
+      await waitForTask(server.baseUrl, taskId, user.auth, (task) => task.status === 'succeeded', TASK_TIMEOUT_MS);
+
+      const scrapeIds = Array.from({ length: 4 }, (_, i) => `cluster-metrics-scrape-${i}`);
+      const scrapes: Reply[] = [];
+      for (const requestId of scrapeIds) scrapes.push(await requestOnNewConnection(`${server.baseUrl}/metrics`, { headers: { 'X-Request-Id': requestId } }));
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(scrapes.map((scrape) => scrape.status)).toEqual(scrapeIds.map(() => 200));
+      const records = withMessage(readLog(server.logDir), 'request completed');
+      const workersOf = (ids: string[]) => new Set(records.filter((record) => ids.includes(record.requestId)).map((record) => record.workerId));
+      expect(workersOf(healthIds).size).toBe(2);
+      expect(workersOf(scrapeIds).size).toBe(2);
+
+      for (const [index, scrape] of scrapes.entries()) {
+        const samples = parseMetrics(scrape.body);
+        const requests = (route: string) => sampleValue(samples, 'inferline_http_request_duration_seconds_count', { method: 'GET', route, status: '200' });
+        expect({ index, healthz: requests('/healthz'), metrics: requests('/metrics') ?? 0 }).toEqual({ index, healthz: 10, metrics: index });
+        expect(sampleValue(samples, 'inferline_tasks', { status: 'succeeded' })).toBe(1);
+        expect(sampleValue(samples, 'inferline_tasks', { status: 'queued' })).toBe(0);
+        expect(findSamples(samples, 'inferline_model_info').map((sample) => sample.value)).toEqual([1]);
+        expect(sampleValue(samples, 'inferline_inference_batch_size_sum')).toBe(40);
+        expect(sampleValue(samples, 'inferline_queued_inputs')).toBe(0);
+        expect(findSamples(samples, 'nodejs_version_info')).toHaveLength(1);
+        expect(findSamples(samples, 'process_start_time_seconds')).toEqual([]);
+      }
     },
     TEST_TIMEOUT_MS,
   );
