@@ -98,7 +98,7 @@ function classify(error: unknown): Classified {
   return { status: 500, detail: 'internal error', expose: false };
 }
 
-// Seconds that the 503 of a busy database asks a client to wait, in `Retry-After`.
+// Seconds in the `Retry-After` of a 503 for a busy database.
 const DATABASE_BUSY_RETRY_AFTER_SECONDS = 1;
 
 // better-sqlite3 raises SQLITE_BUSY, or an extended code such as SQLITE_BUSY_SNAPSHOT, when it

@@ -439,7 +439,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     summary: 'Readiness',
     responses: {
       200: jsonResponse('The model is loaded, the database open and no shutdown has begun', readinessSchema),
-      503: jsonResponse('Not ready; `checks` says why', readinessSchema),
+      503: jsonResponse('Not ready: `checks` lists the reason', readinessSchema),
       ...problems([401, 500]),
     },
   });

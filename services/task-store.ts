@@ -65,8 +65,8 @@ export function toTaskView(record: TaskRecord): Task {
   return task;
 }
 
-// Seconds that the 503 of a full task queue asks a client to wait, in `Retry-After`.
-// NOTE: a guess; how fast the queue drains depends on the size of the queued tasks.
+// Seconds in the `Retry-After` of a 503 for a full task queue.
+// NOTE: an estimate, because how fast the queue drains depends on the size of the queued tasks.
 const FULL_QUEUE_RETRY_AFTER_SECONDS = 10;
 
 /**

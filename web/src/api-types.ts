@@ -1499,7 +1499,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Not ready; `checks` says why */
+                /** @description Not ready: `checks` lists the reason */
                 503: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
