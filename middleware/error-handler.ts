@@ -43,14 +43,6 @@ export function formatPath(path: readonly PropertyKey[]): string {
 // Maximum number of field errors listed in one response.
 const MAX_FIELD_ERRORS = 20;
 
-const MULTER_STATUS: Record<string, number> = {
-  LIMIT_FILE_SIZE: 413,
-  LIMIT_FILE_COUNT: 413,
-  LIMIT_PART_COUNT: 413,
-  LIMIT_FIELD_COUNT: 413,
-  LIMIT_FIELD_VALUE: 413,
-};
-
 function classify(error: unknown): Classified {
   if (error instanceof ZodError) {
     // An unknown property is reported under its own path, so that a client can tell which one to remove.
@@ -66,10 +58,10 @@ function classify(error: unknown): Classified {
     return { status: 400, detail: `invalid request: ${detail}`, expose: true, errors: listed };
   }
 
+  // parseMultipart turns multer's limit errors into 413s that name the setting, so the rest are 400.
   if (error instanceof multer.MulterError) {
-    const status = MULTER_STATUS[error.code] ?? 400;
     const field = error.field ? ` (field "${error.field}")` : '';
-    return { status, detail: `invalid multipart body: ${error.message.toLowerCase()}${field}`, expose: true };
+    return { status: 400, detail: `invalid multipart body: ${error.message.toLowerCase()}${field}`, expose: true };
   }
 
   if (createError.isHttpError(error) || hasHttpStatus(error)) {
