@@ -5,7 +5,7 @@
  * every invalid one, gets null, and the caller falls back to JSON.parse, so errors are always
  * reported by the standard path.
  */
-export function readPixelJson(bytes: Uint8Array): { instances: { pixels: number[][] }[] } | null {
+export function readPixelJson(bytes: Uint8Array): PixelJson | null {
   const instances: { pixels: number[][] }[] = [];
   let position = expectKey(bytes, expect(bytes, 0, OPEN_BRACE), INSTANCES_KEY);
   position = expect(bytes, position, OPEN_BRACKET);
@@ -31,7 +31,36 @@ export function readPixelJson(bytes: Uint8Array): { instances: { pixels: number[
   }
 
   position = skipSpace(bytes, expect(bytes, position, CLOSE_BRACE));
-  return position === bytes.length ? { instances } : null;
+  if (position !== bytes.length) return null;
+
+  const body = { instances };
+  READ_BODIES.add(body);
+  return body;
+}
+
+export interface PixelJson {
+  instances: { pixels: number[][] }[];
+}
+
+// The values that readPixelJson returned, so that later checks can trust their fixed form.
+const READ_BODIES = new WeakSet<object>();
+
+/** True when `value` is a body that readPixelJson returned. */
+export function isReadPixelJson(value: unknown): value is PixelJson {
+  return typeof value === 'object' && value !== null && READ_BODIES.has(value);
+}
+
+/**
+ * Returns the nesting depth and the object-key count of a readPixelJson result without visiting its
+ * numbers: the body, the instances array, each instance, its pixels and their rows, which contain
+ * numbers only. It gives what a walk of the whole value would give.
+ */
+export function shapeOfPixelJson(body: PixelJson): { depth: number; keys: number } {
+  const keys = 1 + body.instances.length;
+  if (body.instances.length === 0) return { depth: 2, keys };
+
+  const hasRows = body.instances.some((instance) => instance.pixels.length > 0);
+  return { depth: hasRows ? 5 : 4, keys };
 }
 
 const SPACE = 0x20;

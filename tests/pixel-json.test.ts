@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import zlib from 'node:zlib';
 import request from 'supertest';
-import { readPixelJson } from '../services/pixel-json';
+import { isReadPixelJson, readPixelJson, shapeOfPixelJson } from '../services/pixel-json';
 import { TestApp, expectProblem, startTestApp } from './helpers/app';
 import { digitToRows, heldOutDigits } from './helpers/images';
 
@@ -95,6 +95,40 @@ describe('readPixelJson', () => {
     ['a top-level array', '[{"instances":[]}]'],
   ])('gives up on %s, leaving it to JSON.parse', (_name, text) => {
     expect(read(text)).toBeNull();
+  });
+});
+
+/** Depth and object-key count of any JSON value, by a plain recursive walk. */
+function walkShape(value: unknown, depth = 1): { depth: number; keys: number } {
+  if (typeof value !== 'object' || value === null) return { depth: depth - 1, keys: 0 };
+  const children = Array.isArray(value) ? value : Object.values(value);
+  let deepest = depth;
+  let keys = Array.isArray(value) ? 0 : children.length;
+  for (const child of children) {
+    const shape = walkShape(child, depth + 1);
+    deepest = Math.max(deepest, shape.depth);
+    keys += shape.keys;
+  }
+  return { depth: deepest, keys };
+}
+
+describe('shapeOfPixelJson', () => {
+  test.each([
+    ['no instances', '{"instances":[]}'],
+    ['an instance without rows', '{"instances":[{"pixels":[]}]}'],
+    ['an empty row', '{"instances":[{"pixels":[[]]}]}'],
+    ['one digit', JSON.stringify({ instances: [{ pixels: [[0, 0.5], [1, 0]] }] })],
+    ['rows after an empty instance', '{"instances":[{"pixels":[]},{"pixels":[[0.1]]},{"pixels":[]}]}'],
+    ['40 instances', JSON.stringify({ instances: Array.from({ length: 40 }, () => ({ pixels: [[0.25]] })) })],
+  ])('gives what a walk of the value gives for %s', (_name, text) => {
+    const body = read(text);
+
+    expect(isReadPixelJson(body)).toBe(true);
+    expect(shapeOfPixelJson(body as Parameters<typeof shapeOfPixelJson>[0])).toEqual(walkShape(JSON.parse(text)));
+  });
+
+  test('JSON.parse result is not a read body', () => {
+    expect(isReadPixelJson(JSON.parse('{"instances":[]}'))).toBe(false);
   });
 });
 
