@@ -1,5 +1,8 @@
 import Database from 'better-sqlite3';
+import express from 'express';
+import helmet from 'helmet';
 import request from 'supertest';
+import { CONTENT_SECURITY_POLICY_DIRECTIVES, DOCS_DIRECTIVES, helmetOptionsFor } from '../middleware/security-headers';
 import { TestApp, expectProblem, readLogLines, signUp, startTestApp } from './helpers/app';
 import { digitToRows, fixture, heldOutDigits } from './helpers/images';
 
@@ -317,11 +320,47 @@ describe('JSON body limits', () => {
     expect(response.body.error).toContain('JSON_MAX_KEYS (50)');
   });
 
+  test('pixel body over key limit is 413', async () => {
+    const body = { instances: Array.from({ length: 50 }, () => ({ pixels: PIXELS })) };
+
+    const response = await request(testApp.app).post('/predict').send(body);
+
+    // 1 key at the top and 50 in the instances: 51, over the limit of 50.
+    expectProblem(response, 413);
+    expect(response.body.detail).toContain('JSON_MAX_KEYS (50)');
+  });
+
   test('body at the depth limit is accepted', async () => {
     // The body, the instances array, one instance, the pixels and a row: depth 5 of 8.
     const response = await request(testApp.app).post('/predict').send(PREDICT_BODY);
 
     expect(response.status).toBe(200);
+  });
+});
+
+describe('JSON depth limit below the depth of a pixel body', () => {
+  let testApp: TestApp;
+
+  beforeAll(async () => {
+    testApp = await startTestApp({ JSON_MAX_DEPTH: '4' });
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  test('pixel body with rows is 413', async () => {
+    // The body, the instances array, one instance, the pixels and a row: depth 5 of 4.
+    const response = await request(testApp.app).post('/predict').send(PREDICT_BODY);
+
+    expectProblem(response, 413);
+    expect(response.body.detail).toContain('JSON_MAX_DEPTH (4)');
+  });
+
+  test('pixel body without rows is 400', async () => {
+    const response = await request(testApp.app).post('/predict').send({ instances: [{ pixels: [] }] });
+
+    expectProblem(response, 400);
   });
 });
 
@@ -407,6 +446,24 @@ describe('security headers', () => {
     expect(response.headers['cross-origin-opener-policy']).toBe('same-origin');
     expect(response.headers['referrer-policy']).toBe('no-referrer');
     expect(response.headers['x-powered-by']).toBeUndefined();
+  });
+
+  test.each([
+    ['/healthz', CONTENT_SECURITY_POLICY_DIRECTIVES],
+    ['/docs/', DOCS_DIRECTIVES],
+  ])('%s gets every header that helmet itself sets', async (path, directives) => {
+    const helmetApp = express();
+    helmetApp.use(helmet(helmetOptionsFor(directives)));
+    helmetApp.get('/', (_req, res) => {
+      res.end();
+    });
+    const expected = (await request(helmetApp).get('/')).headers;
+    const helmetNames = Object.keys(expected).filter((name) => !['date', 'connection', 'content-length', 'keep-alive'].includes(name));
+
+    const response = await request(testApp.app).get(path);
+
+    expect(helmetNames.length).toBeGreaterThan(10);
+    for (const name of helmetNames) expect([name, response.headers[name]]).toEqual([name, expected[name]]);
   });
 
   test.each([
