@@ -34,6 +34,10 @@ export function createApp(services: AppServices, options: AppOptions = {}): expr
   const app = express();
   app.locals.services = services;
   app.set('x-powered-by', false);
+  // Express would hash every response body into an ETag, and respond to a matching If-None-Match on a
+  // GET with 304. API responses change from one request to the next (task progress, orders), so
+  // they carry no ETag. The static files and /docs set their own.
+  app.set('etag', false);
   app.set('trust proxy', config.TRUST_PROXY);
 
   if (options.inspectResponses) app.use(options.inspectResponses);

@@ -462,7 +462,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     path: '/docs/swagger-initializer.js',
     tags: ['service'],
     summary: 'The script that starts Swagger UI on this document',
-    responses: { 200: jsonResponse('JavaScript', z.string(), {}, 'text/javascript'), ...problems([401, 500]) },
+    responses: { 200: jsonResponse('JavaScript', z.string(), {}, 'text/javascript'), 304: NOT_MODIFIED, ...problems([401, 500]) },
   });
   registry.registerPath({
     method: 'get',

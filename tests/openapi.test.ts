@@ -160,6 +160,22 @@ describe('OpenAPI document', () => {
     expect(response.text).not.toContain('petstore');
   });
 
+  test.each(['/docs', '/docs/swagger-initializer.js', '/docs/swagger-ui.css'])('%s revalidates to 304', async (path) => {
+    const first = await request(testApp.app).get(path);
+
+    const again = await request(testApp.app).get(path).set('If-None-Match', first.headers.etag);
+
+    expect(first.headers.etag).toMatch(/^(W\/)?"/);
+    expect(again.status).toBe(304);
+  });
+
+  test.each(['/openapi.json', '/model', '/healthz'])('%s has no ETag', async (path) => {
+    const response = await request(testApp.app).get(path);
+
+    expect(response.status).toBe(200);
+    expect(response.headers.etag).toBeUndefined();
+  });
+
   test('unknown docs file is 404', async () => {
     const response = await request(testApp.app).get('/docs/no-such-file.js');
 

@@ -1669,6 +1669,13 @@ export type paths = {
                         "text/javascript": string;
                     };
                 };
+                /** @description Not modified: the file matches the If-None-Match or If-Modified-Since of the request */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
                 /** @description Missing, malformed or unknown bearer token */
                 401: {
                     headers: {
