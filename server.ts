@@ -21,7 +21,7 @@ import { WorkerMetricsChannel } from './services/cluster-metrics';
 import { Config, loadConfig } from './services/config';
 import { Db, openDatabase } from './services/database';
 import { Lifecycle } from './services/lifecycle';
-import { AppLogger, createLogger, errorFields } from './services/logger';
+import { AppLogger, createFileLogger, createLogger, errorFields } from './services/logger';
 import { loadModel } from './services/model';
 import { exitWithError } from './services/process-exit';
 import type { TaskRunner } from './services/task-runner';
@@ -157,12 +157,7 @@ function createProcessLogger(config: Config): AppLogger {
       defaultMeta: { workerId: cluster.worker?.id, pid: process.pid },
     });
   }
-  return createLogger({
-    level: config.LOG_LEVEL,
-    logDir: config.LOG_DIR,
-    console: config.LOG_CONSOLE,
-    rotation: { maxBytes: config.LOG_MAX_BYTES, maxFiles: config.LOG_MAX_FILES },
-  });
+  return createFileLogger(config, { workers: 1 });
 }
 
 /** Runs the server in this process: the whole service, or one worker of a cluster. */

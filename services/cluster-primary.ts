@@ -5,7 +5,7 @@ import { PrimaryMessage, WorkerMessage, WorkerReadyDetails, WorkerSummary, isWor
 import { MetricsCollector } from './cluster-metrics';
 import type { Config } from './config';
 import { Db, openDatabase } from './database';
-import { AppLogger, createLogger, errorFields, writeForwardedLine } from './logger';
+import { AppLogger, createFileLogger, errorFields, writeForwardedLine } from './logger';
 import { exitWithError } from './process-exit';
 import { settleOrder } from './orders';
 import { TaskRecord, countUnfinishedTasks, finishTask, listTasksClaimedBy, requeueRunningTasks, requeueTask } from './task-store';
@@ -337,12 +337,7 @@ export async function runPrimary(config: Config, startedAt: number): Promise<voi
   let log: AppLogger;
   try {
     // Only the primary writes the log file, so only it rotates the file.
-    log = createLogger({
-      level: config.LOG_LEVEL,
-      logDir: config.LOG_DIR,
-      console: config.LOG_CONSOLE,
-      rotation: { maxBytes: config.LOG_MAX_BYTES, maxFiles: config.LOG_MAX_FILES },
-    });
+    log = createFileLogger(config, { workers: config.WORKERS });
   } catch (error) {
     return exitWithError(null, `log file in LOG_DIR=${config.LOG_DIR} cannot be written`, error);
   }

@@ -4,6 +4,8 @@ import Transport from 'winston-transport';
 
 const MESSAGE = Symbol.for('message');
 const NEWLINE = 0x0a;
+// Lines kept in memory while writes fail; at about 400 bytes a line, some 2,500 lines.
+const RETAINED_BYTES = 1024 * 1024;
 
 /** When the log file rotates: LOG_MAX_BYTES and LOG_MAX_FILES. */
 export interface LogRotation {
@@ -34,13 +36,17 @@ export class LogFile extends Transport {
   /** Bytes in the open file. */
   private size: number;
   private ended = false;
-  private failed = false;
+  /** The first failed write since writes last worked, or null while they work. */
+  private failure: { at: Date; error: string } | null = null;
+  /** Lines dropped since writes last worked, when even the retained ones did not fit. */
+  private lostLines = 0;
   /** Set while rotations fail, so that stderr gets one message until a rotation works again. */
   private rotationFailing = false;
   // Lines logged in one turn of the event loop go to the file in one write: a write per line cost
   // about a tenth of the server's CPU under load.
   private pending: string[] = [];
   private flushScheduled = false;
+  private lastWriteError = '';
 
   constructor(filePath: string, options: LogFileOptions = {}) {
     const { rotation, ...transportOptions } = options;
@@ -65,11 +71,25 @@ export class LogFile extends Transport {
     next();
   }
 
+  /**
+   * Writes the lines logged so far at once, and throws when the file cannot take them, so that a
+   * start can fail on a log destination that opens but cannot be written, such as a full disk.
+   */
+  writeNow(): void {
+    const lines = this.pending;
+    const written = this.writeLines(lines);
+    this.pending = lines.slice(written);
+    if (written < lines.length) throw new Error(`cannot write the log file ${this.filePath}: ${this.lastWriteError}`);
+  }
+
   /** Writes everything logged so far and closes the file. */
   closeFile(): Promise<void> {
     if (this.ended) return Promise.resolve();
     this.ended = true;
     this.flush();
+    if (this.pending.length > 0) {
+      process.stderr.write(`${this.pending.length} log lines could not be written to ${this.filePath} before it was closed\n`);
+    }
     try {
       fs.closeSync(this.descriptor);
     } catch (error) {
@@ -89,47 +109,106 @@ export class LogFile extends Transport {
     const lines = this.pending;
     this.pending = [];
 
-    const text = Buffer.from(lines.join(''), 'utf8');
-    if (this.rotation === null || this.size + text.length <= this.rotation.maxBytes) {
-      this.appendToFile(text);
+    // After failed writes, a line that reports the loss goes first, and only if this write works.
+    const note = this.lostLines > 0 ? this.describeLoss() : null;
+    const batch = note === null ? lines : [note, ...lines];
+    const written = this.writeLines(batch);
+    if (written === batch.length) {
+      if (this.failure !== null) this.reportRecovery();
       return;
     }
-    this.writeRotating(lines, this.rotation.maxBytes);
+    this.retainUnwritten(batch.slice(Math.max(written, note === null ? 0 : 1)));
+  }
+
+  /** Writes `lines` in order and returns how many of them were written. */
+  private writeLines(lines: string[]): number {
+    const text = Buffer.from(lines.join(''), 'utf8');
+    if (this.rotation === null || this.size + text.length <= this.rotation.maxBytes) {
+      return this.appendToFile(text) ? lines.length : 0;
+    }
+    return this.writeRotating(lines, this.rotation.maxBytes);
+  }
+
+  /**
+   * Keeps lines that a failed write (a full disk, for example) could not store, to write them
+   * first next time, up to RETAINED_BYTES. Older lines beyond that are dropped and counted. The
+   * first failure is reported on stderr, because the logger cannot log its own failure.
+   */
+  private retainUnwritten(lines: string[]): void {
+    if (this.failure === null) {
+      this.failure = { at: new Date(), error: this.lastWriteError };
+      process.stderr.write(`cannot write the log file ${this.filePath}: ${this.lastWriteError}; log lines are kept in memory up to ${RETAINED_BYTES} bytes and written once writes work again\n`);
+    }
+
+    let bytes = 0;
+    let first = lines.length;
+    while (first > 0 && bytes + Buffer.byteLength(lines[first - 1]) <= RETAINED_BYTES) bytes += Buffer.byteLength(lines[--first]);
+    this.lostLines += first;
+    this.pending = [...lines.slice(first), ...this.pending];
+  }
+
+  /** Formats the line that reports to a reader of the file how many lines were lost, and when. */
+  private describeLoss(): string {
+    const failure = this.failure as { at: Date; error: string };
+    const record = {
+      level: 'warn',
+      message: 'log lines were lost: the log file could not be written',
+      lostLines: this.lostLines,
+      failedSince: failure.at.toISOString(),
+      error: failure.error,
+      pid: process.pid,
+      timestamp: new Date().toISOString(),
+    };
+    return `${JSON.stringify(record)}\n`;
+  }
+
+  private reportRecovery(): void {
+    const lost = this.lostLines > 0 ? `; ${this.lostLines} lines were lost` : '; no line was lost';
+    process.stderr.write(`writing the log file ${this.filePath} works again${lost}\n`);
+    this.failure = null;
+    this.lostLines = 0;
   }
 
   /**
    * Writes lines one file at a time, rotating wherever the next line would take the file past
    * `maxBytes`. A line longer than `maxBytes` gets a file of its own.
    */
-  private writeRotating(lines: string[], maxBytes: number): void {
+  private writeRotating(lines: string[], maxBytes: number): number {
     let chunk: Buffer[] = [];
     let chunkBytes = 0;
+    let chunkStart = 0;
     // After a failed rotation the rest of these lines go to the open file; the next flush tries again.
     let canRotate = true;
-    for (const line of lines) {
-      const bytes = Buffer.from(line, 'utf8');
+    for (let index = 0; index < lines.length; index++) {
+      const bytes = Buffer.from(lines[index], 'utf8');
       const wouldPassLimit = this.size + chunkBytes + bytes.length > maxBytes;
       if (wouldPassLimit && this.size + chunkBytes > 0 && canRotate) {
-        this.appendToFile(Buffer.concat(chunk));
+        if (!this.appendToFile(Buffer.concat(chunk))) return chunkStart;
         chunk = [];
         chunkBytes = 0;
+        chunkStart = index;
         canRotate = this.rotate();
       }
       chunk.push(bytes);
       chunkBytes += bytes.length;
     }
-    this.appendToFile(Buffer.concat(chunk));
+    return this.appendToFile(Buffer.concat(chunk)) ? lines.length : chunkStart;
   }
 
-  private appendToFile(text: Buffer): void {
+  /**
+   * Appends `text` and returns true, or returns false when the write failed. A failed write is
+   * cut back off the file, so that a partly written line cannot sit between two whole ones.
+   */
+  private appendToFile(text: Buffer): boolean {
+    let written = 0;
     try {
-      let written = 0;
       while (written < text.length) written += fs.writeSync(this.descriptor, text, written);
       this.size += written;
+      return true;
     } catch (error) {
-      // The logger cannot log its own failure, so it reports it once on stderr and keeps serving.
-      if (!this.failed) process.stderr.write(`cannot write the log file ${this.filePath}: ${(error as Error).message}\n`);
-      this.failed = true;
+      this.lastWriteError = (error as Error).message;
+      if (written > 0) truncateQuietly(this.descriptor, this.size);
+      return false;
     }
   }
 
@@ -181,6 +260,14 @@ export class LogFile extends Transport {
       return;
     }
     if (last[0] !== NEWLINE) this.appendToFile(Buffer.from('\n'));
+  }
+}
+
+function truncateQuietly(descriptor: number, size: number): void {
+  try {
+    fs.ftruncateSync(descriptor, size);
+  } catch {
+    // A device such as /dev/full cannot be truncated, and a failed write there stored nothing.
   }
 }
 

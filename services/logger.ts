@@ -1,5 +1,6 @@
 import path from 'node:path';
 import winston from 'winston';
+import type { Config } from './config';
 import { IpcLogTransport } from './ipc-log-transport';
 import { LogFile, LogRotation } from './log-file';
 import { requestContext } from './request-context';
@@ -29,6 +30,8 @@ export interface AppLogger {
   ipc: IpcLogTransport | null;
   /** Flushes every line to the log file, or to the primary, and closes the file. */
   close(): Promise<void>;
+  /** Writes the lines logged so far to the log file at once; throws when that fails. */
+  writeFileNow(): void;
 }
 
 // Adds the ids of the request being handled, so every line written during a request carries them.
@@ -83,7 +86,26 @@ export function createLogger(options: LoggerOptions): AppLogger {
     filePath: file?.filePath ?? null,
     ipc,
     close: () => ipc?.flush() ?? file?.closeFile() ?? Promise.resolve(),
+    writeFileNow: () => file?.writeNow(),
   };
+}
+
+/**
+ * Creates the logger of the process that writes LOG_DIR/app.log (the single process, or the cluster
+ * primary) and writes its first line at once. A destination that cannot be written throws here,
+ * before the server takes any request. With LOG_LEVEL above info that line is not logged, so
+ * nothing is checked until the first warning.
+ */
+export function createFileLogger(config: Config, details: Record<string, unknown>): AppLogger {
+  const log = createLogger({
+    level: config.LOG_LEVEL,
+    logDir: config.LOG_DIR,
+    console: config.LOG_CONSOLE,
+    rotation: { maxBytes: config.LOG_MAX_BYTES, maxFiles: config.LOG_MAX_FILES },
+  });
+  log.logger.info('server starting', { pid: process.pid, node: process.version, ...details });
+  log.writeFileNow();
+  return log;
 }
 
 /**

@@ -174,3 +174,112 @@ describe('log file after a crash', () => {
     expect(JSON.parse(lines[2]).message).toBe('after the restart');
   });
 });
+
+describe('log file when writes fail', () => {
+  const noSpace = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+
+  /** Makes the next `count` writes fail with ENOSPC, as on a full disk, and returns the stderr lines. */
+  function failWrites(count: number): { messages: () => string[]; restore: () => void } {
+    const realWrite = fs.writeSync;
+    let failures = 0;
+    const write = jest.spyOn(fs, 'writeSync').mockImplementation(((...args: Parameters<typeof fs.writeSync>) => {
+      if (failures++ < count) throw noSpace();
+      return (realWrite as (...a: unknown[]) => number)(...args);
+    }) as typeof fs.writeSync);
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    return {
+      messages: () => stderr.mock.calls.map((call) => String(call[0])),
+      restore: () => {
+        write.mockRestore();
+        stderr.mockRestore();
+      },
+    };
+  }
+
+  test('failed lines are written later', async () => {
+    const log = openLog();
+    const failing = failWrites(3);
+
+    let messages: string[];
+    try {
+      await logNumbered(log, 0, 40, 10);
+      await log.close();
+    } finally {
+      messages = failing.messages();
+      failing.restore();
+    }
+
+    expect(sequencesOf(['app.log'])).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(messages).toHaveLength(2);
+    expect(messages[0]).toContain('cannot write the log file');
+    expect(messages[0]).toContain('ENOSPC');
+    expect(messages[1]).toContain('works again; no line was lost');
+  });
+
+  test('lost lines are reported first', async () => {
+    const log = openLog();
+    const failing = failWrites(1000);
+    const padding = 'x'.repeat(2000);
+
+    let messages: string[] = [];
+    try {
+      // About 1.2 MB while writes fail: more than the 1 MB kept in memory.
+      for (let sequence = 0; sequence < 600; sequence++) {
+        log.logger.info('numbered line', { sequence, padding });
+        if (sequence % 50 === 49) await nextTurn();
+      }
+      await nextTurn();
+      messages = failing.messages();
+    } finally {
+      failing.restore();
+    }
+    log.logger.info('numbered line', { sequence: 600 });
+    await log.close();
+
+    const records = readLines('app.log').map((line) => JSON.parse(line) as { message: string; sequence?: number; lostLines?: number; error?: string });
+    const lostLines = records[0].lostLines ?? 0;
+    expect(records[0].message).toBe('log lines were lost: the log file could not be written');
+    expect(records[0].error).toContain('ENOSPC');
+    expect(lostLines).toBeGreaterThan(0);
+    expect(records.slice(1).map((record) => record.sequence)).toEqual(Array.from({ length: 601 - lostLines }, (_, i) => lostLines + i));
+    expect(messages[0]).toContain('cannot write the log file');
+  });
+
+  test('partial line is cut off', async () => {
+    const log = openLog();
+    log.logger.info('before the failure');
+    await nextTurn();
+    const realWrite = fs.writeSync;
+    let calls = 0;
+    const write = jest.spyOn(fs, 'writeSync').mockImplementation(((descriptor: number, buffer: Buffer, offset: number) => {
+      calls++;
+      // The first write stores 10 bytes and the next one fails: the disk filled up in between.
+      if (calls === 1) return realWrite(descriptor, buffer, offset, 10);
+      if (calls === 2) throw noSpace();
+      return realWrite(descriptor, buffer, offset);
+    }) as typeof fs.writeSync);
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+
+    try {
+      log.logger.info('during the failure');
+      await nextTurn();
+      log.logger.info('after the failure');
+      await log.close();
+    } finally {
+      write.mockRestore();
+      stderr.mockRestore();
+    }
+
+    const messages = readLines('app.log').map((line) => (JSON.parse(line) as { message: string }).message);
+    expect(messages).toEqual(['before the failure', 'during the failure', 'after the failure']);
+  });
+
+  test('writeFileNow on full device throws', () => {
+    fs.symlinkSync('/dev/full', path.join(directory, 'app.log'));
+    const log = openLog();
+
+    log.logger.info('first line');
+
+    expect(() => log.writeFileNow()).toThrow(`cannot write the log file ${path.join(directory, 'app.log')}: ENOSPC`);
+  });
+});

@@ -170,6 +170,16 @@ const cases: FailureCase[] = [
     },
   },
   {
+    name: 'app.log on a full disk',
+    async arrange() {
+      // The file opens, as on a full disk, but every write fails with ENOSPC.
+      const logDir = path.join(scratchDirectory, 'full-disk-logs');
+      fs.mkdirSync(logDir);
+      fs.symlinkSync('/dev/full', path.join(logDir, 'app.log'));
+      return { env: { LOG_DIR: logDir }, expectedText: [logDir, 'ENOSPC', 'cannot be written'] };
+    },
+  },
+  {
     name: 'LOG_DIR under /dev/full',
     async arrange() {
       return { env: { LOG_DIR: '/dev/full/logs' }, expectedText: ['/dev/full/logs', 'cannot be written'] };
