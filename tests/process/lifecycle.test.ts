@@ -163,20 +163,30 @@ describe('server process lifecycle', () => {
   test(
     'second SIGTERM starts no second shutdown',
     async () => {
-      // A chunk of 100 images takes about half a second, so the first shutdown is still waiting for
-      // the chunk when the second signal arrives.
-      const server = await startServer({ TASK_CHUNK_SIZE: '100' });
-      const user = await signUp(server.baseUrl, 'second-signal-user');
-      const { taskId } = await placeAsyncOrder(server.baseUrl, user.auth, ORDER_ITEMS);
-      await waitForTask(server.baseUrl, taskId, user.auth, isRunningWithItemsLeft);
+      const server = await startServer();
+      // A request whose body is half sent keeps the first shutdown draining until the test sends
+      // the rest. The 100 Continue shows that the server has read the request's headers.
+      const body = JSON.stringify({ instances: [{ image: digitThreeBase64() }] });
+      const upload = http.request(`${server.baseUrl}/predict`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Expect: '100-continue' },
+        agent: false,
+      });
+      const reply = readResponse(upload);
+      await new Promise<void>((resolve) => upload.once('continue', resolve));
+      upload.write(body.slice(0, 100));
 
       server.child.kill('SIGTERM');
       // Sending the second signal only after the first was handled keeps the kernel from
       // merging the two into one pending signal.
       await server.waitForStdoutRecord((record) => record.message === 'shutdown started', 10_000);
       server.child.kill('SIGTERM');
+      await server.waitForStdoutRecord((record) => record.message === 'shutdown already in progress; signal ignored', 10_000);
+      upload.end(body.slice(100));
+      const response = await reply;
       const exit = await server.waitForExit();
 
+      expect(response.status).toBe(200);
       expect(exit).toEqual({ code: 0, signal: null });
       const records = readLog(server.logDir);
       expect(withMessage(records, 'shutdown started')).toHaveLength(1);
