@@ -5,7 +5,7 @@ import { allowOrigins } from './middleware/cors';
 import { handleErrors, handleNotFound } from './middleware/error-handler';
 import { jsonLimitsOf, limitJsonShape } from './middleware/json-limits';
 import { parsePixelBody } from './middleware/pixel-body';
-import { limitRate } from './middleware/rate-limit';
+import { limitRates } from './middleware/rate-limit';
 import { assignRequestId } from './middleware/request-id';
 import { setSecurityHeaders } from './middleware/security-headers';
 import { documentationRouter } from './routers/documentation';
@@ -51,11 +51,7 @@ export function createApp(services: AppServices, options: AppOptions = {}): expr
     next();
   });
   // Limited before their bodies are read, so that a client over its limit costs no parsing.
-  app.post('/users', limitRate('sign-up', config, logger));
-  app.post('/predict', limitRate('predict', config, logger));
-  app.post('/orders', limitRate('order', config, logger));
-  const limitInference = limitRate('infer', config, logger);
-  for (const path of INFERENCE_PATHS) app.post(path, limitInference);
+  app.use(limitRates(config, logger, INFERENCE_PATHS));
   app.use('/predict', parsePixelBody(config.MAX_BODY_BYTES));
   app.use(express.json({ limit: config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));
   app.use(limitJsonShape(jsonLimitsOf(config)));

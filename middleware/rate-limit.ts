@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { ClusterMemoryStoreWorker } from '@express-rate-limit/cluster-memory-store';
 import type { RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
+import { match } from 'path-to-regexp';
 import createError from 'http-errors';
 import type winston from 'winston';
 import type { Config } from '../services/config';
@@ -17,6 +18,31 @@ const SETTINGS: Record<RateLimitGroup, { limit: keyof Config; window: keyof Conf
 };
 
 /**
+ * Sends each limited request to the limiter of its route group, in one middleware for all groups:
+ * POST /users, /predict, /orders and the inference protocol's infer paths. It matches paths as
+ * Express does by default: case-insensitive, with or without one trailing slash. An `app.post` per
+ * path made every request, limited or not, pass through six route layers.
+ */
+export function limitRates(config: Config, logger: winston.Logger, inferencePaths: string[]): RequestHandler {
+  const byPath = new Map<string, RequestHandler>([
+    ['/users', limitRate('sign-up', config, logger)],
+    ['/predict', limitRate('predict', config, logger)],
+    ['/orders', limitRate('order', config, logger)],
+  ]);
+  const limitInference = limitRate('infer', config, logger);
+  const isInferencePath = inferencePaths.map((pattern) => match(pattern, { sensitive: false, trailing: true }));
+
+  return function limitRatesHandler(req, res, next) {
+    if (req.method !== 'POST') return next();
+    const path = req.path;
+    const key = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
+    const limiter = byPath.get(key) ?? (isInferencePath.some((matches) => matches(path)) ? limitInference : undefined);
+    if (limiter === undefined) return next();
+    return limiter(req, res, next);
+  };
+}
+
+/**
  * Builds the rate limiter of one route group with express-rate-limit. It counts the requests of
  * each client address (`req.ip`, which TRUST_PROXY decides) in a fixed window. Every counted
  * response carries the `RateLimit` and `RateLimit-Policy` headers of the IETF draft-8. Over the
@@ -26,7 +52,7 @@ const SETTINGS: Record<RateLimitGroup, { limit: keyof Config; window: keyof Conf
  * services/cluster-primary.ts), so every worker enforces one shared limit. Otherwise each app
  * counts in its own memory.
  */
-export function limitRate(group: RateLimitGroup, config: Config, logger: winston.Logger): RequestHandler {
+function limitRate(group: RateLimitGroup, config: Config, logger: winston.Logger): RequestHandler {
   const limit = config[SETTINGS[group].limit] as number;
   const windowSeconds = config[SETTINGS[group].window] as number;
 

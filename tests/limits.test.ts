@@ -144,6 +144,38 @@ describe('rate limits', () => {
   });
 });
 
+describe('rate limits on other spellings of a path', () => {
+  let testApp: TestApp;
+  let modelName: string;
+
+  beforeAll(async () => {
+    testApp = await startTestApp({ PREDICT_RATE_LIMIT: '2', INFER_RATE_LIMIT: '1' });
+    modelName = testApp.services.model.metadata.name;
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  test('capitals and trailing slash count', async () => {
+    const upper = await request(testApp.app).post('/PREDICT').send(PREDICT_BODY);
+    const slash = await request(testApp.app).post('/predict/').send(PREDICT_BODY);
+    const third = await request(testApp.app).post('/Predict').send(PREDICT_BODY);
+
+    expect(upper.status).toBe(200);
+    expect(slash.status).toBe(200);
+    expectProblem(third, 429);
+  });
+
+  test('infer path spellings count', async () => {
+    const first = await request(testApp.app).post(`/V2/Models/${modelName}/Infer/`).send(INFER_BODY);
+    const second = await request(testApp.app).post(`/v2/models/${modelName}/infer`).send(INFER_BODY);
+
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(429);
+  });
+});
+
 describe('client address for rate limits', () => {
   const limits = { PREDICT_RATE_LIMIT: '1', PREDICT_RATE_WINDOW_SECONDS: '60' };
 
