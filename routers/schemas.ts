@@ -52,7 +52,7 @@ export const predictResponseSchema = z
 export const storedItemSchema = z
   .strictObject({
     index: z.number().int().min(0),
-    status: z.enum(['pending', 'classified', 'failed']),
+    status: z.enum(['pending', 'classified', 'failed', 'cancelled']).meta({ description: 'cancelled: the order or task was cancelled before this item was classified' }),
     label: z.string().nullable(),
     confidence: probability.nullable(),
     probabilities: z.array(probability).nullable(),

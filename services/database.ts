@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
 
-interface Migration {
+export interface Migration {
   version: number;
   name: string;
   sql: string;
@@ -12,7 +12,7 @@ interface Migration {
 
 // Applied in order, each once, inside a transaction. Add new migrations at the end; never edit one
 // that has shipped, because databases in the field have already recorded it.
-const MIGRATIONS: Migration[] = [
+export const MIGRATIONS: Migration[] = [
   {
     version: 1,
     name: 'users, orders, tasks',
@@ -93,6 +93,36 @@ const MIGRATIONS: Migration[] = [
       ALTER TABLE tasks ADD COLUMN claimed_by_pid INTEGER;
     `,
   },
+  {
+    version: 3,
+    name: 'items.status cancelled',
+    // A cancelled task's pending items become cancelled, so that an order shows why they were
+    // never classified. SQLite cannot change a CHECK constraint, so the table is rebuilt. Items
+    // that earlier cancellations left pending are marked as well.
+    sql: `
+      CREATE TABLE items_with_cancelled (
+        owner_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'classified', 'failed', 'cancelled')),
+        input_kind TEXT NOT NULL CHECK (input_kind IN ('image', 'pixels')),
+        input BLOB,
+        label TEXT,
+        confidence REAL,
+        probabilities TEXT,
+        model_name TEXT,
+        model_version TEXT,
+        error TEXT,
+        PRIMARY KEY (owner_id, idx)
+      );
+      INSERT INTO items_with_cancelled
+        SELECT owner_id, idx, status, input_kind, input, label, confidence, probabilities, model_name, model_version, error FROM items;
+      DROP TABLE items;
+      ALTER TABLE items_with_cancelled RENAME TO items;
+
+      UPDATE items SET status = 'cancelled', input = NULL
+        WHERE status = 'pending' AND owner_id IN (SELECT COALESCE(order_id, id) FROM tasks WHERE status = 'cancelled');
+    `,
+  },
 ];
 
 /**
@@ -110,8 +140,11 @@ export function openDatabase(databasePath: string, busyTimeoutMs: number): Db {
   return db;
 }
 
-/** Applies the migrations that the database has not recorded yet; returns their versions. */
-export function applyMigrations(db: Db): number[] {
+/**
+ * Applies the migrations that the database has not recorded yet; returns their versions. Tests
+ * pass the first few `migrations` to build a database as an older release left it.
+ */
+export function applyMigrations(db: Db, migrations: Migration[] = MIGRATIONS): number[] {
   db.exec(`
     CREATE TABLE IF NOT EXISTS schema_migrations (
       version INTEGER PRIMARY KEY,
@@ -124,7 +157,7 @@ export function applyMigrations(db: Db): number[] {
   );
 
   const newlyApplied: number[] = [];
-  for (const migration of MIGRATIONS) {
+  for (const migration of migrations) {
     if (applied.has(migration.version)) continue;
     db.transaction(() => {
       db.exec(migration.sql);

@@ -11,7 +11,7 @@ export type ItemInput =
 /** The stored state of one item of an order or an asynchronous prediction. */
 export interface StoredItem {
   index: number;
-  status: 'pending' | 'classified' | 'failed';
+  status: 'pending' | 'classified' | 'failed' | 'cancelled';
   label: string | null;
   confidence: number | null;
   probabilities: number[] | null;
@@ -107,7 +107,7 @@ export function listItems(db: Db, ownerId: string): StoredItem[] {
 
 /** Counts an owner's items by status. */
 export function countItems(db: Db, ownerId: string): Record<StoredItem['status'], number> {
-  const counts = { pending: 0, classified: 0, failed: 0 };
+  const counts = { pending: 0, classified: 0, failed: 0, cancelled: 0 };
   const rows = db.prepare('SELECT status, COUNT(*) AS count FROM items WHERE owner_id = ? GROUP BY status').all(ownerId) as {
     status: StoredItem['status'];
     count: number;

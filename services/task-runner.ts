@@ -123,22 +123,24 @@ export class TaskRunner {
 
     // A cancel that arrives while the chunk is being classified wins: its results are dropped, and
     // the progress stays as the cancel response reported it.
-    const processed = await classifyPendingItems(db, task.itemOwnerId, chunkSize, model, batcher, limits, {
+    await classifyPendingItems(db, task.itemOwnerId, chunkSize, model, batcher, limits, {
       isWanted: () => readTaskStatus(db, task.id) === 'running',
       afterStore: () => {
         const stored = countItems(db, task.itemOwnerId);
         updateProgress(db, task.id, stored.classified + stored.failed);
       },
     });
-    if (readTaskStatus(db, task.id) === null) {
+    const statusAfter = readTaskStatus(db, task.id);
+    if (statusAfter === null) {
       // The account was deleted while the chunk ran, and its items with it.
       this.stopDeletedTask(task);
       return true;
     }
+    // Cancelled while the chunk ran, which also cancelled the pending items: the check at the top
+    // of the next call settles it.
+    if (statusAfter !== 'running') return false;
     const counts = countItems(db, task.itemOwnerId);
-    if (processed > 0 && counts.pending > 0) return false;
-    // Nothing stored: the task was cancelled meanwhile, which the next chunk's check settles.
-    if (processed === 0 && counts.pending > 0) return false;
+    if (counts.pending > 0) return false;
 
     this.completeTask(task, counts);
     return true;

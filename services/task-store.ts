@@ -157,7 +157,11 @@ export function finishTask(db: Db, id: string, ttlSeconds: number, outcome: { st
   return change.changes === 1;
 }
 
-/** Cancels a queued or running task. Returns false when it had already finished. */
+/**
+ * Cancels a queued or running task and its items that are still pending; their stored inputs are
+ * dropped. Returns false when the task had already finished. Call it inside a transaction, so that
+ * the task and its items change together.
+ */
 export function cancelTask(db: Db, id: string, ttlSeconds: number): boolean {
   const now = new Date();
   const change = db
@@ -166,7 +170,13 @@ export function cancelTask(db: Db, id: string, ttlSeconds: number): boolean {
        WHERE id = ? AND status IN ('queued', 'running')`,
     )
     .run(now.toISOString(), new Date(now.getTime() + ttlSeconds * 1000).toISOString(), id);
-  return change.changes === 1;
+  if (change.changes !== 1) return false;
+
+  db.prepare(
+    `UPDATE items SET status = 'cancelled', input = NULL
+     WHERE owner_id = (SELECT COALESCE(order_id, id) FROM tasks WHERE id = ?) AND status = 'pending'`,
+  ).run(id);
+  return true;
 }
 
 /** Puts a running task back in the queue, for the next start or the next runner. */

@@ -645,6 +645,7 @@ describe('orders', () => {
         expect(task.body.status).toBe('cancelled');
         expect(bill.body.total).toBe(0);
         expect(bill.body.items).toBe(0);
+        expect(response.body.items.map((item: { status: string }) => item.status)).toEqual(fixtureItems().map(() => 'cancelled'));
       });
 
       test('cancelling cancelled order is 409', async () => {

@@ -115,9 +115,12 @@ describe('background tasks', () => {
     const order = await request(testApp.app).get(`/orders/${response.body.orderId}`).set('Authorization', user.auth);
     const task = await request(testApp.app).get(`/tasks/${response.body.id}`).set('Authorization', user.auth);
 
-    const stored = order.body.items.filter((item: { status: string }) => item.status !== 'pending').length;
+    const statuses: string[] = order.body.items.map((item: { status: string }) => item.status);
+    const stored = statuses.filter((status) => status === 'classified' || status === 'failed').length;
     expect(stored).toBe(cancelled.body.progress.done);
     expect(task.body.progress.done).toBe(cancelled.body.progress.done);
+    expect(statuses.filter((status) => status === 'cancelled')).toHaveLength(200 - stored);
+    expect(statuses).not.toContain('pending');
   });
 
   test('DELETE on a finished task is 409', async () => {

@@ -2786,8 +2786,11 @@ export type components = {
         };
         Item: {
             index: number;
-            /** @enum {string} */
-            status: "pending" | "classified" | "failed";
+            /**
+             * @description cancelled: the order or task was cancelled before this item was classified
+             * @enum {string}
+             */
+            status: "pending" | "classified" | "failed" | "cancelled";
             label: string | null;
             confidence: number | null;
             probabilities: number[] | null;
