@@ -110,6 +110,11 @@ describeInBrowser('web page: classify a digit', () => {
       const browserPage = await openPage(baseUrl());
       const { page } = browserPage;
 
+      // Listening for the file chooser makes Playwright ask Chromium to intercept it, a request
+      // that is not awaited. Starting to listen before the Tab presses, each a round trip to the
+      // page, makes sure that the interception is on when Space opens the chooser.
+      const chooser = page.waitForEvent('filechooser');
+
       // Tab from the top of the page until the file input has focus, as a keyboard user would.
       let focused = '';
       for (let presses = 0; presses < 15 && focused !== 'image-file'; presses++) {
@@ -120,7 +125,6 @@ describeInBrowser('web page: classify a digit', () => {
       const outline = await page.evaluate('getComputedStyle(document.activeElement).outlineStyle');
       expect(outline).not.toBe('none');
 
-      const chooser = page.waitForEvent('filechooser');
       await page.keyboard.press('Space');
       await (await chooser).setFiles({ name: 'keyboard-2.png', mimeType: 'image/png', buffer: png });
       await page.locator('#prediction .predicted-digit').waitFor();
