@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { LogRecord, readLog, requestOnNewConnection, signUp, startServer, stopLeftoverServers, withMessage } from './helpers';
+import { LogRecord, Reply, readLog, requestOnNewConnection, signUp, startServer, stopLeftoverServers, withMessage } from './helpers';
 
 // A primary and two workers start in about 3 s when the machine is idle.
 const TEST_TIMEOUT_MS = 120_000;
@@ -11,6 +11,11 @@ afterEach(stopLeftoverServers);
 /** Worker ids of the access lines of the given requests. */
 function workersOf(records: LogRecord[], requestIds: string[]): Set<number> {
   return new Set(withMessage(records, 'request completed').filter((record) => requestIds.includes(record.requestId)).map((record) => record.workerId as number));
+}
+
+/** Returns the `r` (remaining requests) of a response's draft-8 RateLimit header, or NaN without one. */
+function remainingOf(reply: Reply): number {
+  return Number(/; r=(\d+);/.exec(String(reply.headers.ratelimit))?.[1]);
 }
 
 describe('limits shared by two workers', () => {
@@ -37,6 +42,47 @@ describe('limits shared by two workers', () => {
       expect(replies.map((reply) => reply.status)).toEqual([201, 201, 201, 201, 429, 429, 429, 429]);
       expect(replies[7].headers['ratelimit-policy']).toMatch(/^"sign-up"; q=4; w=3600;/);
       expect(workersOf(readLog(server.logDir), requestIds).size).toBe(2);
+      expect(exit).toEqual({ code: 0, signal: null });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'exact predict limit over many connections',
+    async () => {
+      const limit = 25;
+      const server = await startServer({ ...CLUSTER, PREDICT_RATE_LIMIT: String(limit) });
+      const body = JSON.stringify({ instances: [{ pixels: Array.from({ length: 28 }, () => new Array(28).fill(0)) }] });
+      const requestIds = Array.from({ length: 100 }, (_, index) => `spread-${index}`);
+
+      // Waves of 10 concurrent requests, each on a new connection, so that both workers admit
+      // requests of the one client and race for its grants.
+      const replies: Reply[] = [];
+      for (let wave = 0; wave < 10; wave++) {
+        const waveIds = requestIds.slice(wave * 10, wave * 10 + 10);
+        const sent = waveIds.map((requestId) =>
+          requestOnNewConnection(`${server.baseUrl}/predict`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json', 'X-Request-Id': requestId },
+            body,
+          }),
+        );
+        replies.push(...(await Promise.all(sent)));
+      }
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+      const admitted = replies.filter((reply) => reply.status === 200);
+      const rejected = replies.filter((reply) => reply.status === 429);
+      const admittedIds = requestIds.filter((_, index) => replies[index].status === 200);
+
+      expect(admitted).toHaveLength(limit);
+      expect(rejected).toHaveLength(requestIds.length - limit);
+      expect(workersOf(readLog(server.logDir), admittedIds).size).toBe(2);
+      for (const reply of admitted) expect(remainingOf(reply)).toBeLessThan(limit);
+      for (const reply of rejected) {
+        expect(reply.headers.ratelimit).toMatch(/^"predict"; r=0; t=\d+$/);
+        expect(Number(reply.headers['retry-after'])).toBeGreaterThan(0);
+      }
       expect(exit).toEqual({ code: 0, signal: null });
     },
     TEST_TIMEOUT_MS,
