@@ -1,10 +1,14 @@
+import http from 'node:http';
 import net from 'node:net';
-import { LogRecord, Reply, readLog, requestOnNewConnection, signUp, startServer, stopLeftoverServers, withMessage } from './helpers';
+import { LogRecord, Reply, delay, readLog, readResponse, requestOnNewConnection, signUp, startServer, stopLeftoverServers, withMessage } from './helpers';
 
 // A primary and two workers start in about 3 s when the machine is idle.
 const TEST_TIMEOUT_MS = 120_000;
 
 const CLUSTER = { WORKERS: '2' };
+
+// A /predict body of one blank 28 × 28 digit.
+const BLANK_DIGIT_BODY = JSON.stringify({ instances: [{ pixels: Array.from({ length: 28 }, () => new Array(28).fill(0)) }] });
 
 afterEach(stopLeftoverServers);
 
@@ -52,7 +56,6 @@ describe('limits shared by two workers', () => {
     async () => {
       const limit = 25;
       const server = await startServer({ ...CLUSTER, PREDICT_RATE_LIMIT: String(limit) });
-      const body = JSON.stringify({ instances: [{ pixels: Array.from({ length: 28 }, () => new Array(28).fill(0)) }] });
       const requestIds = Array.from({ length: 100 }, (_, index) => `spread-${index}`);
 
       // Waves of 10 concurrent requests, each on a new connection, so that both workers admit
@@ -64,7 +67,7 @@ describe('limits shared by two workers', () => {
           requestOnNewConnection(`${server.baseUrl}/predict`, {
             method: 'POST',
             headers: { 'Content-Type': 'application/json', 'X-Request-Id': requestId },
-            body,
+            body: BLANK_DIGIT_BODY,
           }),
         );
         replies.push(...(await Promise.all(sent)));
@@ -83,6 +86,48 @@ describe('limits shared by two workers', () => {
         expect(reply.headers.ratelimit).toMatch(/^"predict"; r=0; t=\d+$/);
         expect(Number(reply.headers['retry-after'])).toBeGreaterThan(0);
       }
+      expect(exit).toEqual({ code: 0, signal: null });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'silent primary gives 503',
+    async () => {
+      const server = await startServer(CLUSTER);
+      // The primary hands new connections to the workers, so while it is stopped only a connection
+      // opened before can reach a worker.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const send = (method: string, url: string, body?: string) => {
+        const request = http.request(url, { method, agent, headers: body ? { 'Content-Type': 'application/json' } : {} });
+        const reply = readResponse(request);
+        request.end(body);
+        return reply;
+      };
+      let reply: Reply;
+      let elapsedMs: number;
+      try {
+        await send('GET', `${server.baseUrl}/healthz`);
+        server.child.kill('SIGSTOP');
+        const sentAt = Date.now();
+        reply = await send('POST', `${server.baseUrl}/predict`, BLANK_DIGIT_BODY);
+        elapsedMs = Date.now() - sentAt;
+      } finally {
+        server.child.kill('SIGCONT');
+        agent.destroy();
+      }
+      // Gives the primary time to handle the request that the worker stopped waiting for.
+      await delay(1000);
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+      const lateReplies = withMessage(readLog(server.logDir), 'rate limit reply arrived after its timeout, so its grants stay unused until the window ends');
+
+      expect(reply.status).toBe(503);
+      expect(reply.headers['retry-after']).toBe('1');
+      expect(JSON.parse(reply.body).detail).toMatch(/the rate limit of "predict" could not be checked: the cluster primary did not reply within 2000 ms/);
+      expect(elapsedMs).toBeGreaterThanOrEqual(1900);
+      expect(elapsedMs).toBeLessThan(6000);
+      expect(lateReplies).toHaveLength(1);
       expect(exit).toEqual({ code: 0, signal: null });
     },
     TEST_TIMEOUT_MS,
