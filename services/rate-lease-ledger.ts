@@ -42,7 +42,7 @@ export interface LeaseRecord {
   /** The part of the grant beyond the waiting requests: the most the worker can return. */
   leased: number;
   grantedAt: number;
-  /** Set once the primary has asked the worker to return the unused grants of this lease. */
+  /** Set once the primary has told the worker to return the unused grants of this lease. */
   recalled: boolean;
 }
 
@@ -57,15 +57,16 @@ interface KeyWindow {
 }
 
 /**
- * Sizes the grant for a worker that comes back for a key. It is 1 for the worker's first request in
- * the window. After that it is at most double the previous grant, and shrinks to last about
- * LEASE_DURATION_TARGET_MS at the rate at which the worker used the previous one. The size is capped
- * at `left / (2 × workers)`, so near the limit every grant is 1 and the primary counts every request.
+ * Sizes the grant for a worker that comes back for a key. It is 1 when the worker has no lease
+ * record: at its first request in the window, or after it returned its grants. After that it is at
+ * most double the previous grant, and shrinks to last about LEASE_DURATION_TARGET_MS at the rate at
+ * which the worker used the previous one. The size is capped at `left / (2 × workers)`, so near the
+ * limit the size is 1 and a worker gets grants only for the requests that wait.
  */
 export function sizeLease(previous: LeaseRecord | undefined, now: number, left: number, workers: number): number {
-  const cap = Math.max(1, Math.floor(left / (2 * workers)));
   if (!previous) return 1;
 
+  const cap = Math.max(1, Math.floor(left / (2 * workers)));
   const elapsedMs = Math.max(1, now - previous.grantedAt);
   const sizeForTarget = Math.floor((previous.size * LEASE_DURATION_TARGET_MS) / elapsedMs);
   return Math.min(cap, Math.max(1, Math.min(2 * previous.size, sizeForTarget)));
