@@ -42,7 +42,7 @@ export interface LeaseRecord {
   /** The part of the grant beyond the waiting requests: the most the worker can return. */
   leased: number;
   grantedAt: number;
-  /** Set once the primary has told the worker to return the unused grants of this lease. */
+  /** Set once the primary has sent the worker a recall of the unused grants of this lease. */
   recalled: boolean;
 }
 

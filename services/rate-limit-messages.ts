@@ -14,7 +14,7 @@ export type RateLimitWorkerMessage =
 
 /**
  * Messages the primary sends to a worker's store: a reply to one of its requests, or
- * 'rate-limit-recall', which tells it to return the unused grants of a key at once because the
+ * 'rate-limit-recall' of the unused grants of a key, which the store returns at once, sent when the
  * key's window has run out.
  */
 export type RateLimitPrimaryMessage =
