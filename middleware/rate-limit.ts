@@ -1,10 +1,10 @@
 import cluster from 'node:cluster';
-import { ClusterMemoryStoreWorker } from '@express-rate-limit/cluster-memory-store';
 import type { RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
 import { match } from 'path-to-regexp';
 import createError from 'http-errors';
 import type winston from 'winston';
+import { ClusterRateStoreWorker } from '../services/cluster-rate-store';
 import type { Config } from '../services/config';
 
 /** The route groups that are limited, each with its own count per client. */
@@ -48,9 +48,10 @@ export function limitRates(config: Config, logger: winston.Logger, inferencePath
  * response carries the `RateLimit` and `RateLimit-Policy` headers of the IETF draft-8. Over the
  * limit it raises 429 with `Retry-After`, and the error middleware sends it.
  *
- * In a cluster worker the counts live in the primary (ClusterMemoryStorePrimary, started in
- * services/cluster-primary.ts), so every worker enforces one shared limit. Otherwise each app
- * counts in its own memory.
+ * In a cluster worker the counts live in the primary, which hands each worker leases of requests
+ * that it may admit on its own (services/cluster-rate-store.ts), so the workers share one limit.
+ * When the primary does not reply in time the request gets 503. Otherwise each app counts in
+ * express-rate-limit's memory store.
  */
 function limitRate(group: RateLimitGroup, config: Config, logger: winston.Logger): RequestHandler {
   const limit = config[SETTINGS[group].limit] as number;
@@ -62,7 +63,7 @@ function limitRate(group: RateLimitGroup, config: Config, logger: winston.Logger
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     identifier: group,
-    store: cluster.isWorker ? new ClusterMemoryStoreWorker({ prefix: group }) : undefined,
+    store: cluster.isWorker ? new ClusterRateStoreWorker({ group, logger }) : undefined,
     // express-rate-limit reports failed configuration checks and store failures through this logger
     // instead of the console. Each check runs once per limiter. A failed check, such as a request
     // with X-Forwarded-For while TRUST_PROXY is off, is a hint for the operator, so it is a warning.

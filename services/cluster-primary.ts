@@ -1,12 +1,13 @@
 import cluster, { Worker } from 'node:cluster';
-import { ClusterMemoryStorePrimary } from '@express-rate-limit/cluster-memory-store';
 import type winston from 'winston';
 import { PrimaryMessage, WorkerMessage, WorkerReadyDetails, WorkerSummary, isWorkerMessage } from './cluster-messages';
 import { MetricsCollector } from './cluster-metrics';
+import { ClusterRateStorePrimary } from './cluster-rate-store';
 import type { Config } from './config';
 import { Db, openDatabase } from './database';
 import { AppLogger, createFileLogger, errorFields, writeForwardedLine } from './logger';
 import { exitWithError } from './process-exit';
+import { RateLimitPrimaryMessage, RateLimitWorkerMessage, isRateLimitWorkerMessage } from './rate-limit-messages';
 import { settleOrder } from './orders';
 import { TaskRecord, countUnfinishedTasks, finishTask, listTasksClaimedBy, requeueRunningTasks, requeueTask } from './task-store';
 
@@ -63,6 +64,8 @@ class ClusterPrimary {
   /** How many workers died while running each task, by task id. */
   private readonly workerDeathsByTask = new Map<string, number>();
   private readonly metricsCollector = new MetricsCollector((workerId, message) => this.sendTo(workerId, message));
+  /** Keeps the rate limit counts of every worker (middleware/rate-limit.ts), so that they share one limit. */
+  private readonly rateLimits: ClusterRateStorePrimary;
 
   constructor(options: { config: Config; log: AppLogger; db: Db; startedAt: number; tasksPending: number }) {
     this.config = options.config;
@@ -71,6 +74,8 @@ class ClusterPrimary {
     this.db = options.db;
     this.startedAt = options.startedAt;
     this.tasksPending = options.tasksPending;
+    this.rateLimits = new ClusterRateStorePrimary(options.config.WORKERS);
+    this.rateLimits.startSweeping();
   }
 
   start(): void {
@@ -102,6 +107,7 @@ class ClusterPrimary {
 
     worker.on('message', (message: unknown) => {
       if (isWorkerMessage(message)) this.handleMessage(state, message);
+      else if (isRateLimitWorkerMessage(message)) this.handleRateLimitMessage(state, message);
     });
     // Node's cluster module re-emits errors of the worker's IPC channel on the worker, and an
     // 'error' event without a listener is an uncaught exception. A write to a worker that is
@@ -143,11 +149,15 @@ class ClusterPrimary {
     }
   }
 
+  private handleRateLimitMessage(state: WorkerState, message: RateLimitWorkerMessage): void {
+    for (const outgoing of this.rateLimits.handleMessage(state.id, message)) this.sendTo(outgoing.workerId, outgoing.message);
+  }
+
   private readyWorkerIds(): number[] {
     return [...this.workers.values()].filter((state) => state.ready && state.worker.isConnected()).map((state) => state.id);
   }
 
-  private sendTo(workerId: number, message: PrimaryMessage): void {
+  private sendTo(workerId: number, message: PrimaryMessage | RateLimitPrimaryMessage): void {
     const state = this.workers.get(workerId);
     if (!state || !state.worker.isConnected()) return;
     // As in wakeRunners: a channel that has just closed reports its error to the callback.
@@ -178,6 +188,7 @@ class ClusterPrimary {
   private handleWorkerGone(state: WorkerState, exit: ExitStatus): void {
     this.workers.delete(state.id);
     this.metricsCollector.forgetWorker(state.id);
+    this.rateLimits.forgetWorker(state.id);
 
     if (this.phase === 'stopping') {
       if (!state.ready && state.startupFailure) {
@@ -354,9 +365,6 @@ export async function runPrimary(config: Config, startedAt: number): Promise<voi
   } catch (error) {
     return exitWithError(log, `database at DATABASE_PATH=${config.DATABASE_PATH} could not be opened`, error);
   }
-
-  // Keeps the rate limit counts of every worker (middleware/rate-limit.ts), so that they share one limit.
-  new ClusterMemoryStorePrimary().init();
 
   const primary = new ClusterPrimary({ config, log, db, startedAt, tasksPending });
   process.on('SIGTERM', (signal) => primary.shutDown(signal));

@@ -33,6 +33,7 @@ import {
 } from '../routers/schemas';
 import { newUserBody } from '../routers/user';
 import { version } from '../package.json';
+import { PRIMARY_REPLY_TIMEOUT_MS } from './cluster-rate-store';
 
 extendZodWithOpenApi(z);
 
@@ -49,7 +50,7 @@ Every response carries \`X-Request-Id\`. Any path responds to \`OPTIONS\` with 2
 
 A request with an \`Authorization\` header whose token is malformed or unknown is 401 on every operation, so that a bad token is never taken for anonymous access.
 
-\`POST /users\`, \`POST /predict\`, \`POST /orders\` and the inference paths are rate-limited per client address, each group with its own limit (SIGN_UP_RATE_LIMIT, PREDICT_RATE_LIMIT, ORDER_RATE_LIMIT, INFER_RATE_LIMIT). Their responses carry the \`RateLimit\` and \`RateLimit-Policy\` headers of the IETF draft-8 on rate limit headers, and a request over the limit is 429 with \`Retry-After\`.
+\`POST /users\`, \`POST /predict\`, \`POST /orders\` and the inference paths are rate-limited per client address, each group with its own limit (SIGN_UP_RATE_LIMIT, PREDICT_RATE_LIMIT, ORDER_RATE_LIMIT, INFER_RATE_LIMIT). Their responses carry the \`RateLimit\` and \`RateLimit-Policy\` headers of the IETF draft-8 on rate limit headers, and a request over the limit is 429 with \`Retry-After\`. With WORKERS above 1 the cluster primary keeps the counts, and a request that its worker cannot check with the primary within ${PRIMARY_REPLY_TIMEOUT_MS / 1000} s is 503 with \`Retry-After\`.
 
 Every response carries helmet's security headers, among them a \`Content-Security-Policy\` that allows scripts, styles and connections to this origin only.`;
 
@@ -157,8 +158,8 @@ function jsonResponse(description: string, schema?: z.ZodType, headers: Record<s
 
 /**
  * Builds problem responses for the given statuses. 401 carries WWW-Authenticate, 429 the rate limit
- * headers, and 503 Retry-After, because every 503 of these routes is a full queue or a busy
- * database. `descriptions` overrides the generic text of a status.
+ * headers, and 503 Retry-After, because every 503 of these routes is a full queue, a busy database
+ * or a rate limit check without a reply. `descriptions` overrides the generic text of a status.
  */
 function problems(statuses: number[], descriptions: Record<number, string> = {}): Responses {
   return errorResponses(statuses, descriptions, { schema: problemSchema, mediaType: 'application/problem+json', retryAfter: true });
@@ -197,6 +198,9 @@ const requireToken = { security: [{ [BEARER]: [] }] };
 
 const DATABASE_BUSY_PHRASE = 'another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS';
 const DATABASE_BUSY = `Service unavailable: ${DATABASE_BUSY_PHRASE}`;
+// Appended to the 503 description of each rate-limited operation, whose store in a cluster worker
+// fails the request when the primary does not reply (services/cluster-rate-store.ts).
+const RATE_LIMIT_UNCHECKED = `With WORKERS above 1, also when the cluster primary did not reply to the rate limit check within ${PRIMARY_REPLY_TIMEOUT_MS / 1000} s`;
 const DELETED_MEANWHILE = 'The account was deleted by another request after this one checked the token';
 
 // zod-to-openapi 9 marks a schema nullable when it accepts null, and z.coerce.number() turns null
@@ -223,7 +227,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     request: { body: { required: true, content: { 'application/json': { schema: newUserBody } } } },
     responses: {
       201: jsonResponse('The user, with its token; the token is shown only here', newUserSchema, { Location: headerRef('Location') }),
-      ...problems([400, 401, 409, 413, 415, 429, 500, 503], { 409: 'The username is taken', 503: DATABASE_BUSY }),
+      ...problems([400, 401, 409, 413, 415, 429, 500, 503], { 409: 'The username is taken', 503: `${DATABASE_BUSY}. ${RATE_LIMIT_UNCHECKED}` }),
     },
   });
   registry.registerPath({
@@ -309,7 +313,7 @@ function registerOrderRoutes(registry: OpenAPIRegistry): void {
       }),
       ...problems([400, 401, 409, 411, 413, 415, 429, 500, 503], {
         409: 'The Idempotency-Key was used with another body, or its first request is still running (then with `Retry-After`)',
-        503: `The prediction queue is full, the task queue holds TASK_QUEUE_MAX tasks, or ${DATABASE_BUSY_PHRASE}; nothing was stored`,
+        503: `The prediction queue is full, the task queue holds TASK_QUEUE_MAX tasks, or ${DATABASE_BUSY_PHRASE}; nothing was stored. ${RATE_LIMIT_UNCHECKED}`,
       }),
     },
   });
@@ -381,7 +385,7 @@ function registerPredictionRoutes(registry: OpenAPIRegistry): void {
         'Preference-Applied': headerRef('PreferenceApplied'),
       }),
       ...problems([400, 401, 411, 413, 415, 429, 500, 503], {
-        503: `The prediction queue is full, or with \`Prefer: respond-async\` the task queue holds TASK_QUEUE_MAX tasks or ${DATABASE_BUSY_PHRASE}`,
+        503: `The prediction queue is full, or with \`Prefer: respond-async\` the task queue holds TASK_QUEUE_MAX tasks or ${DATABASE_BUSY_PHRASE}. ${RATE_LIMIT_UNCHECKED}`,
       }),
     },
   });
@@ -573,7 +577,7 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
         ...protocolErrors([400, 401, 404, 413, 415, 429, 500, 503], {
           ...modelNotFound,
           415: 'A body that is neither JSON nor without a Content-Type, or binary tensor data',
-          503: 'The prediction queue is full',
+          503: `The prediction queue is full. ${RATE_LIMIT_UNCHECKED}`,
         }, true),
       },
     });

@@ -1,16 +1,25 @@
+import http from 'node:http';
 import net from 'node:net';
-import { LogRecord, readLog, requestOnNewConnection, signUp, startServer, stopLeftoverServers, withMessage } from './helpers';
+import { LogRecord, Reply, delay, readLog, readResponse, requestOnNewConnection, signUp, startServer, stopLeftoverServers, withMessage } from './helpers';
 
 // A primary and two workers start in about 3 s when the machine is idle.
 const TEST_TIMEOUT_MS = 120_000;
 
 const CLUSTER = { WORKERS: '2' };
 
+// A /predict body of one blank 28 × 28 digit.
+const BLANK_DIGIT_BODY = JSON.stringify({ instances: [{ pixels: Array.from({ length: 28 }, () => new Array(28).fill(0)) }] });
+
 afterEach(stopLeftoverServers);
 
 /** Worker ids of the access lines of the given requests. */
 function workersOf(records: LogRecord[], requestIds: string[]): Set<number> {
   return new Set(withMessage(records, 'request completed').filter((record) => requestIds.includes(record.requestId)).map((record) => record.workerId as number));
+}
+
+/** Returns the `r` (remaining requests) of a response's draft-8 RateLimit header, or NaN without one. */
+function remainingOf(reply: Reply): number {
+  return Number(/; r=(\d+);/.exec(String(reply.headers.ratelimit))?.[1]);
 }
 
 describe('limits shared by two workers', () => {
@@ -37,6 +46,88 @@ describe('limits shared by two workers', () => {
       expect(replies.map((reply) => reply.status)).toEqual([201, 201, 201, 201, 429, 429, 429, 429]);
       expect(replies[7].headers['ratelimit-policy']).toMatch(/^"sign-up"; q=4; w=3600;/);
       expect(workersOf(readLog(server.logDir), requestIds).size).toBe(2);
+      expect(exit).toEqual({ code: 0, signal: null });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'exact predict limit over many connections',
+    async () => {
+      const limit = 25;
+      const server = await startServer({ ...CLUSTER, PREDICT_RATE_LIMIT: String(limit) });
+      const requestIds = Array.from({ length: 100 }, (_, index) => `spread-${index}`);
+
+      // Waves of 10 concurrent requests, each on a new connection, so that both workers admit
+      // requests of the one client and race for its grants.
+      const replies: Reply[] = [];
+      for (let wave = 0; wave < 10; wave++) {
+        const waveIds = requestIds.slice(wave * 10, wave * 10 + 10);
+        const sent = waveIds.map((requestId) =>
+          requestOnNewConnection(`${server.baseUrl}/predict`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json', 'X-Request-Id': requestId },
+            body: BLANK_DIGIT_BODY,
+          }),
+        );
+        replies.push(...(await Promise.all(sent)));
+      }
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+      const admitted = replies.filter((reply) => reply.status === 200);
+      const rejected = replies.filter((reply) => reply.status === 429);
+      const admittedIds = requestIds.filter((_, index) => replies[index].status === 200);
+
+      expect(admitted).toHaveLength(limit);
+      expect(rejected).toHaveLength(requestIds.length - limit);
+      expect(workersOf(readLog(server.logDir), admittedIds).size).toBe(2);
+      for (const reply of admitted) expect(remainingOf(reply)).toBeLessThan(limit);
+      for (const reply of rejected) {
+        expect(reply.headers.ratelimit).toMatch(/^"predict"; r=0; t=\d+$/);
+        expect(Number(reply.headers['retry-after'])).toBeGreaterThan(0);
+      }
+      expect(exit).toEqual({ code: 0, signal: null });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'silent primary gives 503',
+    async () => {
+      const server = await startServer(CLUSTER);
+      // The primary hands new connections to the workers, so while it is stopped only a connection
+      // opened before can reach a worker.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const send = (method: string, url: string, body?: string) => {
+        const request = http.request(url, { method, agent, headers: body ? { 'Content-Type': 'application/json' } : {} });
+        const reply = readResponse(request);
+        request.end(body);
+        return reply;
+      };
+      let reply: Reply;
+      let elapsedMs: number;
+      try {
+        await send('GET', `${server.baseUrl}/healthz`);
+        server.child.kill('SIGSTOP');
+        const sentAt = Date.now();
+        reply = await send('POST', `${server.baseUrl}/predict`, BLANK_DIGIT_BODY);
+        elapsedMs = Date.now() - sentAt;
+      } finally {
+        server.child.kill('SIGCONT');
+        agent.destroy();
+      }
+      // Gives the primary time to handle the request that the worker stopped waiting for.
+      await delay(1000);
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+      const lateReplies = withMessage(readLog(server.logDir), 'rate limit reply arrived after its timeout, so its grants stay unused until the window ends');
+
+      expect(reply.status).toBe(503);
+      expect(reply.headers['retry-after']).toBe('1');
+      expect(JSON.parse(reply.body).detail).toMatch(/the rate limit of "predict" could not be checked: the cluster primary did not reply within 2000 ms/);
+      expect(elapsedMs).toBeGreaterThanOrEqual(1900);
+      expect(elapsedMs).toBeLessThan(6000);
+      expect(lateReplies).toHaveLength(1);
       expect(exit).toEqual({ code: 0, signal: null });
     },
     TEST_TIMEOUT_MS,

@@ -167,7 +167,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Service unavailable: another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS */
+                /** @description Service unavailable: another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS. With WORKERS above 1, also when the cluster primary did not reply to the rate limit check within 2 s */
                 503: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -671,7 +671,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The prediction queue is full, the task queue holds TASK_QUEUE_MAX tasks, or another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS; nothing was stored */
+                /** @description The prediction queue is full, the task queue holds TASK_QUEUE_MAX tasks, or another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS; nothing was stored. With WORKERS above 1, also when the cluster primary did not reply to the rate limit check within 2 s */
                 503: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -1090,7 +1090,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The prediction queue is full, or with `Prefer: respond-async` the task queue holds TASK_QUEUE_MAX tasks or another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS */
+                /** @description The prediction queue is full, or with `Prefer: respond-async` the task queue holds TASK_QUEUE_MAX tasks or another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS. With WORKERS above 1, also when the cluster primary did not reply to the rate limit check within 2 s */
                 503: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -2388,7 +2388,7 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceError"];
                     };
                 };
-                /** @description The prediction queue is full */
+                /** @description The prediction queue is full. With WORKERS above 1, also when the cluster primary did not reply to the rate limit check within 2 s */
                 503: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -2678,7 +2678,7 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceError"];
                     };
                 };
-                /** @description The prediction queue is full */
+                /** @description The prediction queue is full. With WORKERS above 1, also when the cluster primary did not reply to the rate limit check within 2 s */
                 503: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
