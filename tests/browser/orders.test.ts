@@ -114,7 +114,7 @@ describeInBrowser('web page: orders', () => {
 
       expect(await page.locator('#order-view h3').textContent()).toMatch(/: cancelled$/);
       expect(await page.locator('#order-view .bill').textContent()).toBe('Bill: 0 items at $0.25: $0.00');
-      expect(await page.locator('#order-view .item-counts').textContent()).toMatch(/^1000 items: \d+ classified, \d+ pending\.$/);
+      expect(await page.locator('#order-view .item-counts').textContent()).toMatch(/^1000 items: \d+ classified, \d+ cancelled\.$/);
       expect(await page.locator('#order-view tbody tr').count()).toBe(50);
       await page.getByRole('button', { name: 'Show all 1000 items' }).click();
       expect(await page.locator('#order-view tbody tr').count()).toBe(1000);
