@@ -197,7 +197,7 @@ const requireToken = { security: [{ [BEARER]: [] }] };
 
 const DATABASE_BUSY_PHRASE = 'another writer held the database lock for longer than DATABASE_BUSY_TIMEOUT_MS';
 const DATABASE_BUSY = `Service unavailable: ${DATABASE_BUSY_PHRASE}`;
-const DELETED_MEANWHILE = 'The account was deleted by another request after this one checked the token';
+const UNAUTHORIZED_OR_DELETED = `${ERROR_DESCRIPTIONS[401]}, or an account that another request deleted after this one checked the token`;
 
 // zod-to-openapi 9 marks a schema nullable when it accepts null, and z.coerce.number() turns null
 // into 0, which the offset accepts. So the offset's schema is written out here.
@@ -251,7 +251,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     ...requireToken,
     responses: {
       204: { description: 'Deleted', headers: { 'X-Request-Id': headerRef('RequestId') } },
-      ...problems([401, 404, 500, 503], { 404: DELETED_MEANWHILE, 503: DATABASE_BUSY }),
+      ...problems([401, 500, 503], { 401: UNAUTHORIZED_OR_DELETED, 503: DATABASE_BUSY }),
     },
   });
   registry.registerPath({
@@ -263,7 +263,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     ...requireToken,
     responses: {
       200: jsonResponse('The caller, with its new token; the token is shown only here', newUserSchema),
-      ...problems([401, 404, 500, 503], { 404: DELETED_MEANWHILE, 503: DATABASE_BUSY }),
+      ...problems([401, 500, 503], { 401: UNAUTHORIZED_OR_DELETED, 503: DATABASE_BUSY }),
     },
   });
   registry.registerPath({
@@ -308,6 +308,7 @@ function registerOrderRoutes(registry: OpenAPIRegistry): void {
         'Idempotent-Replayed': { $ref: '#/components/headers/IdempotentReplayed' },
       }),
       ...problems([400, 401, 409, 411, 413, 415, 429, 500, 503], {
+        401: UNAUTHORIZED_OR_DELETED,
         409: 'The Idempotency-Key was used with another body, or its first request is still running (then with `Retry-After`)',
         503: `The prediction queue is full, the task queue holds TASK_QUEUE_MAX tasks, or ${DATABASE_BUSY_PHRASE}; nothing was stored`,
       }),
@@ -381,6 +382,7 @@ function registerPredictionRoutes(registry: OpenAPIRegistry): void {
         'Preference-Applied': headerRef('PreferenceApplied'),
       }),
       ...problems([400, 401, 411, 413, 415, 429, 500, 503], {
+        401: 'Malformed or unknown bearer token (a token is optional), or with `Prefer: respond-async` an account that another request deleted after this one checked the token',
         503: `The prediction queue is full, or with \`Prefer: respond-async\` the task queue holds TASK_QUEUE_MAX tasks or ${DATABASE_BUSY_PHRASE}`,
       }),
     },

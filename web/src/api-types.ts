@@ -259,21 +259,11 @@ export type paths = {
                     };
                     content?: never;
                 };
-                /** @description Missing, malformed or unknown bearer token */
+                /** @description Missing, malformed or unknown bearer token, or an account that another request deleted after this one checked the token */
                 401: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
                         "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The account was deleted by another request after this one checked the token */
-                404: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -340,21 +330,11 @@ export type paths = {
                         "application/json": components["schemas"]["UserWithToken"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
+                /** @description Missing, malformed or unknown bearer token, or an account that another request deleted after this one checked the token */
                 401: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
                         "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The account was deleted by another request after this one checked the token */
-                404: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -597,7 +577,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
+                /** @description Missing, malformed or unknown bearer token, or an account that another request deleted after this one checked the token */
                 401: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -1026,7 +1006,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
+                /** @description Malformed or unknown bearer token (a token is optional), or with `Prefer: respond-async` an account that another request deleted after this one checked the token */
                 401: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
