@@ -47,7 +47,7 @@ Errors are RFC 9457 problem details (\`application/problem+json\`), except under
 
 Every response carries \`X-Request-Id\`. Any path responds to \`OPTIONS\` with 204 and \`Allow\` (or, for a CORS preflight from an origin in CORS_ORIGINS, with the \`Access-Control-*\` headers), and to a method it does not list with 405 and \`Allow\`. A path not listed here is 404. A \`GET\` operation also serves \`HEAD\`.
 
-A request with an \`Authorization\` header whose token is malformed or unknown is 401 on every operation, so that a bad token is never taken for anonymous access.
+The operations that read the caller's identity (those with a 401 response) reject an \`Authorization\` header that is not \`Bearer <token>\`, or an unknown token, with 401, so that a bad token is never taken for anonymous access. The other operations ignore the header, which a reverse proxy or a metrics scraper may fill with its own credentials.
 
 \`POST /users\`, \`POST /predict\`, \`POST /orders\` and the inference paths are rate-limited per client address, each group with its own limit (SIGN_UP_RATE_LIMIT, PREDICT_RATE_LIMIT, ORDER_RATE_LIMIT, INFER_RATE_LIMIT). Their responses carry the \`RateLimit\` and \`RateLimit-Policy\` headers of the IETF draft-8 on rate limit headers, and a request over the limit is 429 with \`Retry-After\`.
 
@@ -223,7 +223,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     request: { body: { required: true, content: { 'application/json': { schema: newUserBody } } } },
     responses: {
       201: jsonResponse('The user, with its token; the token is shown only here', newUserSchema, { Location: headerRef('Location') }),
-      ...problems([400, 401, 409, 413, 415, 429, 500, 503], { 409: 'The username is taken', 503: DATABASE_BUSY }),
+      ...problems([400, 409, 413, 415, 429, 500, 503], { 409: 'The username is taken', 503: DATABASE_BUSY }),
     },
   });
   registry.registerPath({
@@ -232,7 +232,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     tags: ['users'],
     summary: 'List users, oldest first',
     request: { query: pageParameters },
-    responses: { 200: jsonResponse('A page of users', userPageSchema), ...problems([400, 401, 500]) },
+    responses: { 200: jsonResponse('A page of users', userPageSchema), ...problems([400, 500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -272,7 +272,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     tags: ['users'],
     summary: 'One user',
     request: { params: idParams },
-    responses: { 200: jsonResponse('The user', userSchema), ...problems([400, 401, 404, 500], { 404: 'No user has this id' }) },
+    responses: { 200: jsonResponse('The user', userSchema), ...problems([400, 404, 500], { 404: 'No user has this id' }) },
   });
 }
 
@@ -415,7 +415,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     path: '/model',
     tags: ['service'],
     summary: 'The served model',
-    responses: { 200: jsonResponse('Name, version, backend, input shape, labels and accuracy', modelInfoSchema), ...problems([401, 500]) },
+    responses: { 200: jsonResponse('Name, version, backend, input shape, labels and accuracy', modelInfoSchema), ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -424,7 +424,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     summary: 'Prometheus metrics of the service, summed over every worker in cluster mode',
     responses: {
       200: jsonResponse('Metrics in the Prometheus text format', z.string(), {}, 'text/plain'),
-      ...problems([401, 500]),
+      ...problems([500]),
     },
   });
   registry.registerPath({
@@ -432,7 +432,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     path: '/healthz',
     tags: ['service'],
     summary: 'Liveness',
-    responses: { 200: jsonResponse('The process serves requests', healthSchema), ...problems([401, 500]) },
+    responses: { 200: jsonResponse('The process serves requests', healthSchema), ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -442,7 +442,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     responses: {
       200: jsonResponse('The model is loaded, the database open and no shutdown has begun', readinessSchema),
       503: jsonResponse('Not ready: `checks` lists the reason', readinessSchema),
-      ...problems([401, 500]),
+      ...problems([500]),
     },
   });
   registry.registerPath({
@@ -450,21 +450,21 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     path: '/openapi.json',
     tags: ['service'],
     summary: 'This OpenAPI document',
-    responses: { 200: jsonResponse('OpenAPI 3.1 document', z.object({}).meta({ description: 'An OpenAPI 3.1 document' })), ...problems([401, 500]) },
+    responses: { 200: jsonResponse('OpenAPI 3.1 document', z.object({}).meta({ description: 'An OpenAPI 3.1 document' })), ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
     path: '/docs',
     tags: ['service'],
     summary: 'This documentation in Swagger UI',
-    responses: { 200: jsonResponse('HTML page', z.string(), {}, 'text/html'), 304: NOT_MODIFIED, ...problems([401, 500]) },
+    responses: { 200: jsonResponse('HTML page', z.string(), {}, 'text/html'), 304: NOT_MODIFIED, ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
     path: '/docs/swagger-initializer.js',
     tags: ['service'],
     summary: 'The script that starts Swagger UI on this document',
-    responses: { 200: jsonResponse('JavaScript', z.string(), {}, 'text/javascript'), 304: NOT_MODIFIED, ...problems([401, 500]) },
+    responses: { 200: jsonResponse('JavaScript', z.string(), {}, 'text/javascript'), 304: NOT_MODIFIED, ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -475,7 +475,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     responses: {
       200: jsonResponse('The file', binaryFile, {}, '*/*'),
       304: NOT_MODIFIED,
-      ...problems([401, 404, 500], { 404: 'swagger-ui-dist has no such file' }),
+      ...problems([404, 500], { 404: 'swagger-ui-dist has no such file' }),
     },
   });
   registry.registerPath({
@@ -486,7 +486,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     responses: {
       200: jsonResponse('HTML page', z.string(), {}, 'text/html'),
       304: NOT_MODIFIED,
-      ...problems([401, 404, 500], { 404: 'The page is not built; `npm run build` builds it into WEB_DIR' }),
+      ...problems([404, 500], { 404: 'The page is not built; `npm run build` builds it into WEB_DIR' }),
     },
   });
   registry.registerPath({
@@ -498,7 +498,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     responses: {
       200: jsonResponse('The file', binaryFile, {}, '*/*'),
       304: NOT_MODIFIED,
-      ...problems([401, 500]),
+      ...problems([500]),
       // Every path that no route serves reaches the page's files last, so their 404 is the 404 of
       // any unknown path, in the error format of its prefix.
       404: {
@@ -523,21 +523,21 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
     path: base,
     tags,
     summary: 'Server metadata',
-    responses: { 200: jsonResponse('Server name, protocol version and extensions', serverMetadataSchema), ...protocolErrors([401, 500]) },
+    responses: { 200: jsonResponse('Server name, protocol version and extensions', serverMetadataSchema), ...protocolErrors([500]) },
   });
   registry.registerPath({
     method: 'get',
     path: `${base}/health/live`,
     tags,
     summary: 'Server liveness',
-    responses: { 200: jsonResponse('The server is live', serverLiveSchema), ...protocolErrors([401, 500]) },
+    responses: { 200: jsonResponse('The server is live', serverLiveSchema), ...protocolErrors([500]) },
   });
   registry.registerPath({
     method: 'get',
     path: `${base}/health/ready`,
     tags,
     summary: 'Server readiness',
-    responses: { 200: jsonResponse('The server is ready for inference', serverReadySchema), ...protocolErrors([401, 500, 503], notReady) },
+    responses: { 200: jsonResponse('The server is ready for inference', serverReadySchema), ...protocolErrors([500, 503], notReady) },
   });
 
   const nameParams = z.object({ name: z.string().meta({ description: 'Model name; see GET /model' }) });
@@ -552,7 +552,7 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
       tags,
       summary: 'Model metadata: input and output tensors',
       request: { params },
-      responses: { 200: jsonResponse('The model metadata', modelMetadataSchema), ...protocolErrors([401, 404, 500], modelNotFound) },
+      responses: { 200: jsonResponse('The model metadata', modelMetadataSchema), ...protocolErrors([404, 500], modelNotFound) },
     });
     registry.registerPath({
       method: 'get',
@@ -560,7 +560,7 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
       tags,
       summary: 'Model readiness',
       request: { params },
-      responses: { 200: jsonResponse('The model is ready', modelReadySchema), ...protocolErrors([401, 404, 500, 503], { ...modelNotFound, ...notReady }) },
+      responses: { 200: jsonResponse('The model is ready', modelReadySchema), ...protocolErrors([404, 500, 503], { ...modelNotFound, ...notReady }) },
     });
     registry.registerPath({
       method: 'post',
@@ -572,7 +572,7 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
       request: { params, body: { required: true, content: { 'application/json': { schema: inferenceRequest } } } },
       responses: {
         200: jsonResponse('The requested outputs: `probabilities` [N, labels] FP32 and `label` [N] BYTES', inferenceResponseSchema),
-        ...protocolErrors([400, 401, 404, 413, 415, 429, 500, 503], {
+        ...protocolErrors([400, 404, 413, 415, 429, 500, 503], {
           ...modelNotFound,
           415: 'A body that is neither JSON nor without a Content-Type, or binary tensor data',
           503: 'The prediction queue is full',

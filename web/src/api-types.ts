@@ -44,17 +44,6 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -97,17 +86,6 @@ export type paths = {
                 400: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -403,17 +381,6 @@ export type paths = {
                 400: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1284,17 +1251,6 @@ export type paths = {
                         "application/json": components["schemas"]["ModelInfo"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -1340,17 +1296,6 @@ export type paths = {
                     };
                     content: {
                         "text/plain": string;
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
@@ -1400,17 +1345,6 @@ export type paths = {
                         "application/json": components["schemas"]["Health"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -1456,17 +1390,6 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["Readiness"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
@@ -1526,17 +1449,6 @@ export type paths = {
                         "application/json": Record<string, never>;
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -1591,17 +1503,6 @@ export type paths = {
                     };
                     content?: never;
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -1655,17 +1556,6 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content?: never;
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
                 };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
@@ -1723,17 +1613,6 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content?: never;
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
                 };
                 /** @description swagger-ui-dist has no such file */
                 404: {
@@ -1798,17 +1677,6 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content?: never;
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
                 };
                 /** @description The page is not built; `npm run build` builds it into WEB_DIR */
                 404: {
@@ -1877,17 +1745,6 @@ export type paths = {
                     };
                     content?: never;
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description No such file or route */
                 404: {
                     headers: {
@@ -1946,17 +1803,6 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceServerMetadata"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -2004,17 +1850,6 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceServerLive"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -2060,17 +1895,6 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["InferenceServerReady"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
                     };
                 };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
@@ -2133,17 +1957,6 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceModelMetadata"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
                 /** @description The server serves no model of this name or version */
                 404: {
                     headers: {
@@ -2202,17 +2015,6 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["InferenceModelReady"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
                     };
                 };
                 /** @description The server serves no model of this name or version */
@@ -2298,17 +2100,6 @@ export type paths = {
                 400: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -2419,17 +2210,6 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceModelMetadata"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
                 /** @description The server serves no model of this name or version */
                 404: {
                     headers: {
@@ -2490,17 +2270,6 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["InferenceModelReady"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
                     };
                 };
                 /** @description The server serves no model of this name or version */
@@ -2588,17 +2357,6 @@ export type paths = {
                 400: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                         [name: string]: unknown;
                     };
                     content: {
