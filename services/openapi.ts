@@ -157,8 +157,8 @@ function jsonResponse(description: string, schema?: z.ZodType, headers: Record<s
 
 /**
  * Builds problem responses for the given statuses. 401 carries WWW-Authenticate, 429 the rate limit
- * headers, and 503 Retry-After, because every 503 of these routes is a full queue or a busy
- * database. `descriptions` overrides the generic text of a status.
+ * headers, and 503 Retry-After, which every 503 of these routes sends: a full queue, a busy
+ * database or a failed cluster scrape. `descriptions` overrides the generic text of a status.
  */
 function problems(statuses: number[], descriptions: Record<number, string> = {}): Responses {
   return errorResponses(statuses, descriptions, { schema: problemSchema, mediaType: 'application/problem+json', retryAfter: true });
@@ -424,7 +424,9 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     summary: 'Prometheus metrics of the service, summed over every worker in cluster mode',
     responses: {
       200: jsonResponse('Metrics in the Prometheus text format', z.string(), {}, 'text/plain'),
-      ...problems([500]),
+      ...problems([500, 503], {
+        503: 'With WORKERS above 1: a worker did not send its metrics within 3 s (a stopped or blocked worker), failed to collect them, or the primary did not reply',
+      }),
     },
   });
   registry.registerPath({
