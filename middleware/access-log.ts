@@ -6,9 +6,10 @@ import { routeTemplateOf } from './route-template';
 
 /**
  * Writes one access line per request when its response ends or its connection closes: method,
- * path, route template, status, duration, request id and user id. 5xx at error, 4xx at warn, the
- * rest at info. The same route and duration go to the request histogram of `metrics`, so the log
- * and the metrics agree.
+ * path, route template, status, duration, request id, user id and client address (`req.ip`, which
+ * TRUST_PROXY decides). 5xx at error, except the 503s of backpressure (a full queue, a busy
+ * database) at warn like 4xx, and the rest at info. The same route and duration go to the request
+ * histogram of `metrics`, so the log and the metrics agree.
  */
 export function logAccess(logger: winston.Logger, lifecycle: Lifecycle, metrics: ServiceMetrics): RequestHandler {
   return function logAccessHandler(req, res, next) {
@@ -21,7 +22,7 @@ export function logAccess(logger: winston.Logger, lifecycle: Lifecycle, metrics:
       lifecycle.requestsServed++;
       const status = res.headersSent ? res.statusCode : 499;
       let level = 'info';
-      if (status >= 500) level = 'error';
+      if (status >= 500 && !res.locals.backpressure) level = 'error';
       else if (status >= 400) level = 'warn';
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const route = routeTemplateOf(req, res);
@@ -34,6 +35,7 @@ export function logAccess(logger: winston.Logger, lifecycle: Lifecycle, metrics:
         durationMs,
         requestId: req.id,
         userId: req.user?.id ?? null,
+        ip: req.ip ?? null,
         aborted: !res.writableFinished,
         ...(res.locals.errorDetail ? { error: res.locals.errorDetail } : {}),
       });

@@ -18,9 +18,12 @@ function unauthorized(message: string): createError.HttpError {
 }
 
 /**
- * Reads `Authorization: Bearer <token>` when present and sets `req.user`. A malformed header or an
- * unknown token is 401 even on routes that do not require a user, so a client never mistakes a
- * bad token for anonymous access.
+ * Reads `Authorization: Bearer <token>` when present and sets `req.user`. A header that is not
+ * "Bearer <token>", or an unknown token, is 401, so that a client never mistakes a bad token for
+ * anonymous access. Attach it, or requireUser, only to the routes that read the caller's identity:
+ * the others ignore the header, which a reverse proxy or a Prometheus job may fill with its own
+ * credentials (`Basic ...`). Pass it to a route's method, as in `route.get(identifyUser, ...)`,
+ * not to `router.use`, so that a wrong method gets its 405 whatever the token.
  */
 export const identifyUser: RequestHandler = function identifyUserHandler(req, _res, next) {
   const header = req.get('authorization');
@@ -38,13 +41,12 @@ export const identifyUser: RequestHandler = function identifyUserHandler(req, _r
   next();
 };
 
-/**
- * Rejects requests without a valid bearer token with 401. Runs after identifyUser. OPTIONS passes,
- * because its response (the Allow header) reveals nothing that needs a token.
- */
-export const requireUser: RequestHandler = function requireUserHandler(req, _res, next) {
-  if (!req.user && req.method !== 'OPTIONS') return next(unauthorized('this endpoint requires "Authorization: Bearer <token>"; create a user with POST /users to get a token'));
-  next();
+/** Like identifyUser, but a request without `Authorization` is 401 too. */
+export const requireUser: RequestHandler = function requireUserHandler(req, res, next) {
+  if (req.get('authorization') === undefined) {
+    return next(unauthorized('this endpoint requires "Authorization: Bearer <token>"; create a user with POST /users to get a token'));
+  }
+  identifyUser(req, res, next);
 };
 
 /** Returns the authenticated user; for handlers behind requireUser. */

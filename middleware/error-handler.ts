@@ -4,6 +4,7 @@ import createError from 'http-errors';
 import multer from 'multer';
 import type winston from 'winston';
 import { ZodError } from 'zod';
+import { isBackpressureError } from '../services/backpressure';
 import { errorFields } from '../services/logger';
 
 export interface FieldError {
@@ -28,6 +29,8 @@ interface Classified {
   expose: boolean;
   errors?: FieldError[];
   headers?: Record<string, string>;
+  /** A 503 that turns a request away under load (a full queue, a busy database), not a failure. */
+  backpressure?: boolean;
 }
 
 /** Formats a zod issue path the way JavaScript reads it: `items[0].image`. */
@@ -76,6 +79,7 @@ function classify(error: unknown): Classified {
       expose: httpError.expose ?? status < 500,
       errors: httpError.errors,
       headers: httpError.headers as Record<string, string> | undefined,
+      backpressure: isBackpressureError(error),
     };
   }
 
@@ -85,6 +89,7 @@ function classify(error: unknown): Classified {
       detail: 'the database stayed locked by another writer for longer than DATABASE_BUSY_TIMEOUT_MS; retry shortly',
       expose: true,
       headers: { 'Retry-After': String(DATABASE_BUSY_RETRY_AFTER_SECONDS) },
+      backpressure: true,
     };
   }
   return { status: 500, detail: 'internal error', expose: false };
@@ -152,6 +157,8 @@ export function handleErrors(logger: winston.Logger, options: ErrorFormatOptions
       logger.error('request failed', { status: problem.status, method: req.method, path: req.originalUrl.split('?')[0], ...errorFields(error) });
     }
     res.locals.errorDetail = problem.expose ? problem.detail : title;
+    // The access line of a backpressure 503 is a warning (middleware/access-log.ts).
+    if (problem.backpressure) res.locals.backpressure = true;
     const detail = problem.expose ? problem.detail : `${title}; quote request id ${req.id} when reporting it`;
     for (const [name, value] of Object.entries(problem.headers ?? {})) res.setHeader(name, value);
 

@@ -58,9 +58,9 @@ function matchersOf(app: Application): TemplateMatcher[] {
  * When a route's handler sent a response below 400, `req.route` and `req.baseUrl` (the path its
  * router is mounted at) still describe that route, and the template costs one concatenation. When
  * an error leaves the router through next(err), the router restores `req.baseUrl` to the parent's.
- * A request rejected before its route ran, such as a 401 from a router's token check or a 400 for
- * a body that is not JSON, has no `req.route`. Those requests get the first route template that
- * their path matches, in the order Express tries the routes.
+ * A request rejected before its route ran, such as a 400 for a body that is not JSON, has no
+ * `req.route`. Error responses therefore get the first route template that their path matches, in
+ * the order Express tries the routes.
  */
 export function routeTemplateOf(req: Request, res: Response): string {
   const route = req.route as { path?: unknown } | undefined;

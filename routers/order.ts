@@ -59,11 +59,10 @@ function orderSettings(services: AppServices) {
 
 /** Routes under /orders: place, list, read, change and bill the caller's orders. Every route needs a token. */
 export const orderRouter = express.Router();
-orderRouter.use(requireUser);
 
 const orders = orderRouter.route('/');
-// The token is checked (above) before a multipart body is read into memory.
-orders.post(parseMultipart, async function createOrderRoute(req, res) {
+// The token is checked before a multipart body is read into memory.
+orders.post(requireUser, parseMultipart, async function createOrderRoute(req, res) {
   const services = servicesOf(req);
   const user = currentUser(req);
 
@@ -97,18 +96,18 @@ orders.post(parseMultipart, async function createOrderRoute(req, res) {
   if ('replayed' in response && response.replayed) res.setHeader('Idempotent-Replayed', 'true');
   res.status(response.status).json(response.body);
 });
-orders.get(function listOrdersRoute(req, res) {
+orders.get(requireUser, function listOrdersRoute(req, res) {
   const { limit, offset } = pageQuery.parse(req.query);
   res.json(listOrders(servicesOf(req).db, currentUser(req).id, limit, offset));
 });
 orders.all(rejectOtherMethods(orders));
 
 const one = orderRouter.route('/:id');
-one.get(function getOrderRoute(req, res) {
+one.get(requireUser, function getOrderRoute(req, res) {
   const { id } = idParams.parse(req.params);
   res.json(getOrder(servicesOf(req).db, currentUser(req).id, id));
 });
-one.patch(requireJson, function updateOrderRoute(req, res) {
+one.patch(requireUser, requireJson, function updateOrderRoute(req, res) {
   const { id } = idParams.parse(req.params);
   const changes = orderChanges.parse(req.body ?? {});
   const services = servicesOf(req);
@@ -117,7 +116,7 @@ one.patch(requireJson, function updateOrderRoute(req, res) {
 one.all(rejectOtherMethods(one));
 
 const bill = orderRouter.route('/:id/bill');
-bill.get(function getBillRoute(req, res) {
+bill.get(requireUser, function getBillRoute(req, res) {
   const { id } = idParams.parse(req.params);
   res.json(getBill(servicesOf(req).db, currentUser(req).id, id));
 });

@@ -1,6 +1,7 @@
 import express from 'express';
 import createError from 'http-errors';
 import { z } from 'zod';
+import { identifyUser } from '../middleware/auth';
 import { rejectOtherMethods } from '../middleware/method-not-allowed';
 import { parseMultipart } from '../middleware/uploads';
 import { servicesOf } from '../services/app-services';
@@ -19,11 +20,14 @@ export const predictBody = z
   })
   .meta({ id: 'PredictRequest' });
 
-/** POST /predict: classify images or pixel arrays, without a token. */
+/**
+ * POST /predict: classify images or pixel arrays. A token is optional. The task of a request with
+ * `Prefer: respond-async` and a token is visible only with that token.
+ */
 export const predictRouter = express.Router();
 
 const predict = predictRouter.route('/');
-predict.post(parseMultipart, async function predictRoute(req, res) {
+predict.post(identifyUser, parseMultipart, async function predictRoute(req, res) {
   const services = servicesOf(req);
   const { config } = services;
   const limits = imageLimits(config);

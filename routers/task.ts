@@ -1,5 +1,6 @@
 import express from 'express';
 import createError from 'http-errors';
+import { identifyUser } from '../middleware/auth';
 import { rejectOtherMethods } from '../middleware/method-not-allowed';
 import { servicesOf } from '../services/app-services';
 import { settleOrder } from '../services/orders';
@@ -10,12 +11,12 @@ import { idParams } from './common';
 export const taskRouter = express.Router();
 
 const one = taskRouter.route('/:id');
-one.get(function getTaskRoute(req, res) {
+one.get(identifyUser, function getTaskRoute(req, res) {
   const { id } = idParams.parse(req.params);
   const task = getVisibleTask(servicesOf(req).db, id, req.user?.id ?? null);
   res.json(toTaskView(task));
 });
-one.delete(function cancelTaskRoute(req, res) {
+one.delete(identifyUser, function cancelTaskRoute(req, res) {
   const { id } = idParams.parse(req.params);
   const { db, config } = servicesOf(req);
   const task = getVisibleTask(db, id, req.user?.id ?? null);

@@ -1,4 +1,4 @@
-import createError from 'http-errors';
+import { backpressureError } from './backpressure';
 import type { LoadedModel, Prediction } from './model';
 
 export interface BatcherOptions {
@@ -114,10 +114,9 @@ export class PredictionBatcher {
     if (waiting > 0 && waiting + count > this.options.maxQueuedInputs) {
       this.stats.rejectedRequests++;
       const retryAfter = this.estimateDrainSeconds();
-      throw createError(
-        503,
+      throw backpressureError(
         `the prediction queue is full (${waiting} inputs waiting, MAX_QUEUED_INPUTS is ${this.options.maxQueuedInputs}); retry in ${retryAfter} s`,
-        { expose: true, headers: { 'Retry-After': String(retryAfter) } },
+        retryAfter,
       );
     }
 

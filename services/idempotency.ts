@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import createError from 'http-errors';
 import type { Db } from './database';
+import { writeForUser } from './users';
 
 /** A stored response, replayed for a retry with the same key and body. */
 export interface StoredResponse {
@@ -23,7 +24,8 @@ export function hashRequest(parts: (string | Buffer)[]): string {
 /**
  * Runs `create` once per (user, Idempotency-Key). A retry with the same key and request hash gets
  * the first response back. The same key with another body, or while the first request is still
- * running, is 409. When `create` throws, the key is released so that the client can retry.
+ * running, is 409. When `create` throws, the key is released so that the client can retry. A user
+ * deleted since the token was checked is 401.
  */
 export async function runOnce(
   db: Db,
@@ -32,10 +34,10 @@ export async function runOnce(
   requestHash: string,
   create: () => Promise<StoredResponse>,
 ): Promise<StoredResponse & { replayed: boolean }> {
-  // IMMEDIATE takes the write lock before the SELECT. A deferred transaction that reads first
-  // fails at once with SQLITE_BUSY, without waiting for the busy timeout, when another process
-  // has written in between.
-  const claimTransaction = db.transaction(() => {
+  // writeForUser takes the write lock before the SELECT (IMMEDIATE). A deferred transaction that
+  // reads first fails at once with SQLITE_BUSY, without waiting for the busy timeout, when another
+  // process has written in between. It also rejects a user deleted since the token was checked.
+  const claimed = writeForUser(db, userId, () => {
     const existing = db
       .prepare('SELECT request_hash, status, location, body FROM idempotency_keys WHERE user_id = ? AND key = ?')
       .get(userId, key) as { request_hash: string; status: number | null; location: string | null; body: string | null } | undefined;
@@ -58,7 +60,6 @@ export async function runOnce(
     }
     return { status: existing.status, location: existing.location, body: JSON.parse(existing.body ?? 'null') as unknown, replayed: true };
   });
-  const claimed = claimTransaction.immediate();
   if (claimed) return claimed;
 
   let response: StoredResponse;

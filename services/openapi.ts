@@ -48,7 +48,7 @@ Errors are RFC 9457 problem details (\`application/problem+json\`), except under
 
 Every response carries \`X-Request-Id\`. Any path responds to \`OPTIONS\` with 204 and \`Allow\` (or, for a CORS preflight from an origin in CORS_ORIGINS, with the \`Access-Control-*\` headers), and to a method it does not list with 405 and \`Allow\`. A path not listed here is 404. A \`GET\` operation also serves \`HEAD\`.
 
-A request with an \`Authorization\` header whose token is malformed or unknown is 401 on every operation, so that a bad token is never taken for anonymous access.
+The operations that read the caller's identity (those with a 401 response) reject an \`Authorization\` header that is not \`Bearer <token>\`, or an unknown token, with 401, so that a bad token is never taken for anonymous access. The other operations ignore the header, which a reverse proxy or a metrics scraper may fill with its own credentials.
 
 \`POST /users\`, \`POST /predict\`, \`POST /orders\` and the inference paths are rate-limited per client address, each group with its own limit (SIGN_UP_RATE_LIMIT, PREDICT_RATE_LIMIT, ORDER_RATE_LIMIT, INFER_RATE_LIMIT). Their responses carry the \`RateLimit\` and \`RateLimit-Policy\` headers of the IETF draft-8 on rate limit headers, and a request over the limit is 429 with \`Retry-After\`. With WORKERS above 1 the cluster primary keeps the counts, and a request that its worker cannot check with the primary within ${PRIMARY_REPLY_TIMEOUT_MS / 1000} s is 503 with \`Retry-After\`.
 
@@ -158,8 +158,9 @@ function jsonResponse(description: string, schema?: z.ZodType, headers: Record<s
 
 /**
  * Builds problem responses for the given statuses. 401 carries WWW-Authenticate, 429 the rate limit
- * headers, and 503 Retry-After, because every 503 of these routes is a full queue, a busy database
- * or a rate limit check without a reply. `descriptions` overrides the generic text of a status.
+ * headers, and 503 Retry-After, which every 503 of these routes sends: a full queue, a busy
+ * database, a rate limit check without a reply or a failed cluster scrape. `descriptions`
+ * overrides the generic text of a status.
  */
 function problems(statuses: number[], descriptions: Record<number, string> = {}): Responses {
   return errorResponses(statuses, descriptions, { schema: problemSchema, mediaType: 'application/problem+json', retryAfter: true });
@@ -201,7 +202,7 @@ const DATABASE_BUSY = `Service unavailable: ${DATABASE_BUSY_PHRASE}`;
 // Appended to the 503 description of each rate-limited operation, whose store in a cluster worker
 // fails the request when the primary does not reply (services/cluster-rate-store.ts).
 const RATE_LIMIT_UNCHECKED = `With WORKERS above 1, also when the cluster primary did not reply to the rate limit check within ${PRIMARY_REPLY_TIMEOUT_MS / 1000} s`;
-const DELETED_MEANWHILE = 'The account was deleted by another request after this one checked the token';
+const UNAUTHORIZED_OR_DELETED = `${ERROR_DESCRIPTIONS[401]}, or an account that another request deleted after this one checked the token`;
 
 // zod-to-openapi 9 marks a schema nullable when it accepts null, and z.coerce.number() turns null
 // into 0, which the offset accepts. So the offset's schema is written out here.
@@ -227,7 +228,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     request: { body: { required: true, content: { 'application/json': { schema: newUserBody } } } },
     responses: {
       201: jsonResponse('The user, with its token; the token is shown only here', newUserSchema, { Location: headerRef('Location') }),
-      ...problems([400, 401, 409, 413, 415, 429, 500, 503], { 409: 'The username is taken', 503: `${DATABASE_BUSY}. ${RATE_LIMIT_UNCHECKED}` }),
+      ...problems([400, 409, 413, 415, 429, 500, 503], { 409: 'The username is taken', 503: `${DATABASE_BUSY}. ${RATE_LIMIT_UNCHECKED}` }),
     },
   });
   registry.registerPath({
@@ -236,7 +237,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     tags: ['users'],
     summary: 'List users, oldest first',
     request: { query: pageParameters },
-    responses: { 200: jsonResponse('A page of users', userPageSchema), ...problems([400, 401, 500]) },
+    responses: { 200: jsonResponse('A page of users', userPageSchema), ...problems([400, 500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -255,7 +256,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     ...requireToken,
     responses: {
       204: { description: 'Deleted', headers: { 'X-Request-Id': headerRef('RequestId') } },
-      ...problems([401, 404, 500, 503], { 404: DELETED_MEANWHILE, 503: DATABASE_BUSY }),
+      ...problems([401, 500, 503], { 401: UNAUTHORIZED_OR_DELETED, 503: DATABASE_BUSY }),
     },
   });
   registry.registerPath({
@@ -267,7 +268,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     ...requireToken,
     responses: {
       200: jsonResponse('The caller, with its new token; the token is shown only here', newUserSchema),
-      ...problems([401, 404, 500, 503], { 404: DELETED_MEANWHILE, 503: DATABASE_BUSY }),
+      ...problems([401, 500, 503], { 401: UNAUTHORIZED_OR_DELETED, 503: DATABASE_BUSY }),
     },
   });
   registry.registerPath({
@@ -276,7 +277,7 @@ function registerUserRoutes(registry: OpenAPIRegistry): void {
     tags: ['users'],
     summary: 'One user',
     request: { params: idParams },
-    responses: { 200: jsonResponse('The user', userSchema), ...problems([400, 401, 404, 500], { 404: 'No user has this id' }) },
+    responses: { 200: jsonResponse('The user', userSchema), ...problems([400, 404, 500], { 404: 'No user has this id' }) },
   });
 }
 
@@ -312,6 +313,7 @@ function registerOrderRoutes(registry: OpenAPIRegistry): void {
         'Idempotent-Replayed': { $ref: '#/components/headers/IdempotentReplayed' },
       }),
       ...problems([400, 401, 409, 411, 413, 415, 429, 500, 503], {
+        401: UNAUTHORIZED_OR_DELETED,
         409: 'The Idempotency-Key was used with another body, or its first request is still running (then with `Retry-After`)',
         503: `The prediction queue is full, the task queue holds TASK_QUEUE_MAX tasks, or ${DATABASE_BUSY_PHRASE}; nothing was stored. ${RATE_LIMIT_UNCHECKED}`,
       }),
@@ -385,6 +387,7 @@ function registerPredictionRoutes(registry: OpenAPIRegistry): void {
         'Preference-Applied': headerRef('PreferenceApplied'),
       }),
       ...problems([400, 401, 411, 413, 415, 429, 500, 503], {
+        401: 'Malformed or unknown bearer token (a token is optional), or with `Prefer: respond-async` an account that another request deleted after this one checked the token',
         503: `The prediction queue is full, or with \`Prefer: respond-async\` the task queue holds TASK_QUEUE_MAX tasks or ${DATABASE_BUSY_PHRASE}. ${RATE_LIMIT_UNCHECKED}`,
       }),
     },
@@ -417,7 +420,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     path: '/model',
     tags: ['service'],
     summary: 'The served model',
-    responses: { 200: jsonResponse('Name, version, backend, input shape, labels and accuracy', modelInfoSchema), ...problems([401, 500]) },
+    responses: { 200: jsonResponse('Name, version, backend, input shape, labels and accuracy', modelInfoSchema), ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -426,7 +429,9 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     summary: 'Prometheus metrics of the service, summed over every worker in cluster mode',
     responses: {
       200: jsonResponse('Metrics in the Prometheus text format', z.string(), {}, 'text/plain'),
-      ...problems([401, 500]),
+      ...problems([500, 503], {
+        503: 'With WORKERS above 1: a worker did not send its metrics within 3 s (a stopped or blocked worker), failed to collect them, or the primary did not reply',
+      }),
     },
   });
   registry.registerPath({
@@ -434,7 +439,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     path: '/healthz',
     tags: ['service'],
     summary: 'Liveness',
-    responses: { 200: jsonResponse('The process serves requests', healthSchema), ...problems([401, 500]) },
+    responses: { 200: jsonResponse('The process serves requests', healthSchema), ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -444,7 +449,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     responses: {
       200: jsonResponse('The model is loaded, the database open and no shutdown has begun', readinessSchema),
       503: jsonResponse('Not ready: `checks` lists the reason', readinessSchema),
-      ...problems([401, 500]),
+      ...problems([500]),
     },
   });
   registry.registerPath({
@@ -452,21 +457,21 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     path: '/openapi.json',
     tags: ['service'],
     summary: 'This OpenAPI document',
-    responses: { 200: jsonResponse('OpenAPI 3.1 document', z.object({}).meta({ description: 'An OpenAPI 3.1 document' })), ...problems([401, 500]) },
+    responses: { 200: jsonResponse('OpenAPI 3.1 document', z.object({}).meta({ description: 'An OpenAPI 3.1 document' })), ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
     path: '/docs',
     tags: ['service'],
     summary: 'This documentation in Swagger UI',
-    responses: { 200: jsonResponse('HTML page', z.string(), {}, 'text/html'), 304: NOT_MODIFIED, ...problems([401, 500]) },
+    responses: { 200: jsonResponse('HTML page', z.string(), {}, 'text/html'), 304: NOT_MODIFIED, ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
     path: '/docs/swagger-initializer.js',
     tags: ['service'],
     summary: 'The script that starts Swagger UI on this document',
-    responses: { 200: jsonResponse('JavaScript', z.string(), {}, 'text/javascript'), 304: NOT_MODIFIED, ...problems([401, 500]) },
+    responses: { 200: jsonResponse('JavaScript', z.string(), {}, 'text/javascript'), 304: NOT_MODIFIED, ...problems([500]) },
   });
   registry.registerPath({
     method: 'get',
@@ -477,7 +482,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     responses: {
       200: jsonResponse('The file', binaryFile, {}, '*/*'),
       304: NOT_MODIFIED,
-      ...problems([401, 404, 500], { 404: 'swagger-ui-dist has no such file' }),
+      ...problems([404, 500], { 404: 'swagger-ui-dist has no such file' }),
     },
   });
   registry.registerPath({
@@ -488,7 +493,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     responses: {
       200: jsonResponse('HTML page', z.string(), {}, 'text/html'),
       304: NOT_MODIFIED,
-      ...problems([401, 404, 500], { 404: 'The page is not built; `npm run build` builds it into WEB_DIR' }),
+      ...problems([404, 500], { 404: 'The page is not built; `npm run build` builds it into WEB_DIR' }),
     },
   });
   registry.registerPath({
@@ -500,7 +505,7 @@ function registerServiceRoutes(registry: OpenAPIRegistry): void {
     responses: {
       200: jsonResponse('The file', binaryFile, {}, '*/*'),
       304: NOT_MODIFIED,
-      ...problems([401, 500]),
+      ...problems([500]),
       // Every path that no route serves reaches the page's files last, so their 404 is the 404 of
       // any unknown path, in the error format of its prefix.
       404: {
@@ -525,21 +530,21 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
     path: base,
     tags,
     summary: 'Server metadata',
-    responses: { 200: jsonResponse('Server name, protocol version and extensions', serverMetadataSchema), ...protocolErrors([401, 500]) },
+    responses: { 200: jsonResponse('Server name, protocol version and extensions', serverMetadataSchema), ...protocolErrors([500]) },
   });
   registry.registerPath({
     method: 'get',
     path: `${base}/health/live`,
     tags,
     summary: 'Server liveness',
-    responses: { 200: jsonResponse('The server is live', serverLiveSchema), ...protocolErrors([401, 500]) },
+    responses: { 200: jsonResponse('The server is live', serverLiveSchema), ...protocolErrors([500]) },
   });
   registry.registerPath({
     method: 'get',
     path: `${base}/health/ready`,
     tags,
     summary: 'Server readiness',
-    responses: { 200: jsonResponse('The server is ready for inference', serverReadySchema), ...protocolErrors([401, 500, 503], notReady) },
+    responses: { 200: jsonResponse('The server is ready for inference', serverReadySchema), ...protocolErrors([500, 503], notReady) },
   });
 
   const nameParams = z.object({ name: z.string().meta({ description: 'Model name; see GET /model' }) });
@@ -554,7 +559,7 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
       tags,
       summary: 'Model metadata: input and output tensors',
       request: { params },
-      responses: { 200: jsonResponse('The model metadata', modelMetadataSchema), ...protocolErrors([401, 404, 500], modelNotFound) },
+      responses: { 200: jsonResponse('The model metadata', modelMetadataSchema), ...protocolErrors([404, 500], modelNotFound) },
     });
     registry.registerPath({
       method: 'get',
@@ -562,7 +567,7 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
       tags,
       summary: 'Model readiness',
       request: { params },
-      responses: { 200: jsonResponse('The model is ready', modelReadySchema), ...protocolErrors([401, 404, 500, 503], { ...modelNotFound, ...notReady }) },
+      responses: { 200: jsonResponse('The model is ready', modelReadySchema), ...protocolErrors([404, 500, 503], { ...modelNotFound, ...notReady }) },
     });
     registry.registerPath({
       method: 'post',
@@ -574,7 +579,7 @@ function registerInferenceProtocolRoutes(registry: OpenAPIRegistry): void {
       request: { params, body: { required: true, content: { 'application/json': { schema: inferenceRequest } } } },
       responses: {
         200: jsonResponse('The requested outputs: `probabilities` [N, labels] FP32 and `label` [N] BYTES', inferenceResponseSchema),
-        ...protocolErrors([400, 401, 404, 413, 415, 429, 500, 503], {
+        ...protocolErrors([400, 404, 413, 415, 429, 500, 503], {
           ...modelNotFound,
           415: 'A body that is neither JSON nor without a Content-Type, or binary tensor data',
           503: `The prediction queue is full. ${RATE_LIMIT_UNCHECKED}`,

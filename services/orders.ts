@@ -6,7 +6,7 @@ import { ItemInput, StoredItem, checkItems, classifyItems, countItems, insertCla
 import type { LoadedModel } from './model';
 import type { ImageLimits } from './model-input';
 import { cancelTask, insertTask } from './task-store';
-import type { Page } from './users';
+import { type Page, writeForUser } from './users';
 
 export type OrderStatus = 'pending' | 'completed' | 'failed' | 'cancelled';
 
@@ -61,7 +61,8 @@ interface OrderRow {
  * Places an order. Small orders are classified during the request. Orders of more than
  * SYNC_MAX_ITEMS items, or sent with `Prefer: respond-async`, become a task that the runner
  * classifies in the background. A synchronous order is rejected with 503, and nothing is stored,
- * when the prediction queue is full, and an order for the background when the task queue is.
+ * when the prediction queue is full, and an order for the background when the task queue is. An
+ * order whose user has been deleted since its token was checked is 401.
  */
 export async function createOrder(
   db: Db,
@@ -80,21 +81,22 @@ export async function createOrder(
     // Items are checked before the transaction, so the write lock, which blocks the writes of
     // every other process on the database, is held only for the inserts.
     const checked = checkItems(request.items, model, settings.limits);
-    const task = db.transaction(() => {
+    const task = writeForUser(db, request.userId, () => {
       insertOrder.run(id, request.userId, 'pending', request.note, settings.unitPrice, settings.currency, null, now, now);
       insertPendingItems(db, id, checked);
       const queued = insertTask(db, { kind: 'order', userId: request.userId, orderId: id, total: checked.length }, settings.taskQueueMax);
       db.prepare('UPDATE orders SET task_id = ? WHERE id = ?').run(queued.id, id);
       return queued;
-    })();
+    });
     return { status: 202, location: `/tasks/${task.id}`, body: { id: task.id, status: 'queued', orderId: id } };
   }
 
+  // The account can be deleted while the items are classified, which writeForUser reports as 401.
   const predictions = await classifyItems(request.items, model, batcher, settings.limits);
-  db.transaction(() => {
+  writeForUser(db, request.userId, () => {
     insertOrder.run(id, request.userId, 'completed', request.note, settings.unitPrice, settings.currency, null, now, now);
     insertClassifiedItems(db, id, predictions, model);
-  })();
+  });
   return { status: 201, location: `/orders/${id}`, body: getOrder(db, request.userId, id) };
 }
 

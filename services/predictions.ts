@@ -4,6 +4,7 @@ import { ItemInput, checkItems, classifyItems, insertPendingItems } from './item
 import type { LoadedModel, Prediction } from './model';
 import type { ImageLimits } from './model-input';
 import { insertTask } from './task-store';
+import { writeForUser } from './users';
 
 export interface PredictResponse {
   predictions: Prediction[];
@@ -22,13 +23,14 @@ export async function predictNow(model: LoadedModel, batcher: PredictionBatcher,
 /**
  * Stores items as a prediction task for the runner. Returns the task id. Items that fail the format
  * check are rejected now; items that fail to decode later are reported in the task's result. A full
- * task queue (TASK_QUEUE_MAX) is 503.
+ * task queue (TASK_QUEUE_MAX) is 503. A task of a user whose account has been deleted since the
+ * token was checked is 401.
  */
 export function queuePrediction(db: Db, model: LoadedModel, items: ItemInput[], limits: ImageLimits, userId: string | null, taskQueueMax: number): string {
   const checked = checkItems(items, model, limits);
-  return db.transaction(() => {
+  return writeForUser(db, userId, () => {
     const task = insertTask(db, { kind: 'predict', userId, orderId: null, total: checked.length }, taskQueueMax);
     insertPendingItems(db, task.id, checked);
     return task.id;
-  })();
+  });
 }

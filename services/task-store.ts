@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import createError from 'http-errors';
+import { backpressureError } from './backpressure';
 import type { Db } from './database';
 
 export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -77,10 +78,10 @@ const FULL_QUEUE_RETRY_AFTER_SECONDS = 10;
 export function insertTask(db: Db, fields: { kind: TaskKind; userId: string | null; orderId: string | null; total: number }, maxQueued: number): TaskRecord {
   const { queued } = db.prepare("SELECT COUNT(*) AS queued FROM tasks WHERE status = 'queued'").get() as { queued: number };
   if (queued >= maxQueued) {
-    throw createError(503, `the task queue is full: ${queued} tasks are waiting, the maximum TASK_QUEUE_MAX is ${maxQueued}; retry later`, {
-      expose: true,
-      headers: { 'Retry-After': String(FULL_QUEUE_RETRY_AFTER_SECONDS) },
-    });
+    throw backpressureError(
+      `the task queue is full: ${queued} tasks are waiting, the maximum TASK_QUEUE_MAX is ${maxQueued}; retry later`,
+      FULL_QUEUE_RETRY_AFTER_SECONDS,
+    );
   }
 
   const id = crypto.randomUUID();

@@ -68,19 +68,49 @@ export function findUserByToken(db: Db, token: string): User | null {
 }
 
 /**
+ * Builds the 401 of a request whose token was valid when it was checked, but whose account has
+ * been deleted since: by another request of this process while this one awaited, or by another
+ * worker at any time.
+ */
+function accountDeleted(userId: string): createError.HttpError {
+  return createError(401, `the account of this bearer token (user ${userId}) has been deleted; create a user with POST /users to get a new token`, {
+    headers: { 'WWW-Authenticate': 'Bearer' },
+  });
+}
+
+/**
+ * Runs `write`, which stores rows that reference user `userId`, in an IMMEDIATE transaction that
+ * first checks that the user still exists. Throws 401 when it does not; without the check, the
+ * foreign key would fail the insert and the request would get 500. IMMEDIATE takes the write lock
+ * before the check, so no other process can delete the user between the check and the write. A
+ * null `userId` (an anonymous request) skips the check.
+ */
+export function writeForUser<T>(db: Db, userId: string | null, write: () => T): T {
+  const transaction = db.transaction(() => {
+    if (userId !== null && db.prepare('SELECT 1 FROM users WHERE id = ?').get(userId) === undefined) throw accountDeleted(userId);
+    return write();
+  });
+  return transaction.immediate();
+}
+
+/**
  * Issues a new random token for a user and stores its hash in place of the old one, so the old
- * token is rejected from the next request on, by every process that shares the database.
+ * token is rejected from the next request on, by every process that shares the database. Throws
+ * 401 when the account has been deleted since the request's token was checked.
  */
 export function rotateToken(db: Db, userId: string): User & { token: string } {
   const token = newToken();
-  const change = db.prepare('UPDATE users SET token_hash = ? WHERE id = ?').run(hashToken(token), userId);
-  if (change.changes === 0) throw createError(404, `user ${userId} not found`);
-  return { ...getUser(db, userId), token };
+  const row = db.prepare('UPDATE users SET token_hash = ? WHERE id = ? RETURNING id, username, created_at').get(hashToken(token), userId) as
+    | UserRow
+    | undefined;
+  if (!row) throw accountDeleted(userId);
+  return { ...toUser(row), token };
 }
 
 /**
  * Deletes a user with its orders, tasks, items and idempotency keys, in one transaction. A running
- * task stops after its current chunk, when its runner finds the task gone.
+ * task stops after its current chunk, when its runner finds the task gone. Throws 401 when another
+ * request has deleted the user since this one's token was checked.
  */
 export function deleteUser(db: Db, userId: string): void {
   db.transaction(() => {
@@ -91,7 +121,7 @@ export function deleteUser(db: Db, userId: string): void {
     db.prepare('DELETE FROM tasks WHERE user_id = ?').run(userId);
     // Idempotency keys go with the user through ON DELETE CASCADE.
     const change = db.prepare('DELETE FROM users WHERE id = ?').run(userId);
-    if (change.changes === 0) throw createError(404, `user ${userId} not found`);
+    if (change.changes === 0) throw accountDeleted(userId);
   })();
 }
 

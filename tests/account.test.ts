@@ -1,8 +1,12 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
+import { deleteUser, rotateToken } from '../services/users';
 import { TestApp, expectProblem, readLogLines, signUp, startTestApp } from './helpers/app';
 import { fixture } from './helpers/images';
 
-const IMAGE = fixture('digit-3-canvas-transparent.png').toString('base64');
+const IMAGE_BYTES = fixture('digit-3-canvas-transparent.png');
+const IMAGE = IMAGE_BYTES.toString('base64');
 
 function countRows(testApp: TestApp, sql: string, ...parameters: unknown[]): number {
   return (testApp.services.db.prepare(sql).get(...parameters) as { count: number }).count;
@@ -156,5 +160,109 @@ describe('account deletion', () => {
     const response = await request(testApp.app).delete('/users/me');
 
     expectProblem(response, 401);
+  });
+});
+
+/** Status and parsed body of a response read with node:http. */
+interface UploadReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+/**
+ * Starts a multipart POST of one image to `path` and sends all of its body except the last bytes,
+ * so that the server has checked the token and waits for the rest. `finish` sends the rest and
+ * resolves with the response.
+ */
+function startUpload(port: number, path: string, headers: Record<string, string>): { finish(): Promise<UploadReply> } {
+  const boundary = 'account-race-boundary';
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="digit.png"\r\nContent-Type: image/png\r\n\r\n`),
+    IMAGE_BYTES,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const call = http.request({
+    host: '127.0.0.1',
+    port,
+    method: 'POST',
+    path,
+    headers: { ...headers, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': String(body.length) },
+  });
+  const reply = new Promise<UploadReply>((resolve, reject) => {
+    call.once('error', reject);
+    call.once('response', (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.once('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: JSON.parse(text) as Record<string, unknown> }));
+    });
+  });
+  call.write(body.subarray(0, body.length - 16));
+  return {
+    finish() {
+      call.end(body.subarray(body.length - 16));
+      return reply;
+    },
+  };
+}
+
+describe('account deleted during a request', () => {
+  let testApp: TestApp;
+  let userCount = 0;
+  let server: http.Server;
+  let port: number;
+
+  beforeAll(async () => {
+    testApp = await startTestApp();
+    server = testApp.app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+    await testApp.close();
+  });
+
+  test.each([
+    ['order', '/orders', {}],
+    ['order in the background', '/orders', { Prefer: 'respond-async' }],
+    ['order with an Idempotency-Key', '/orders', { 'Idempotency-Key': 'deleted-meanwhile' }],
+    ['prediction task', '/predict', { Prefer: 'respond-async' }],
+  ])('%s is 401', async (_case, path, headers) => {
+    const user = await signUp(testApp.app, `deleted_meanwhile_${++userCount}`);
+    const upload = startUpload(port, path, { ...headers, Authorization: user.auth });
+    // The token is checked when the headers arrive, before the body is read.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    await request(testApp.app).delete('/users/me').set('Authorization', user.auth).expect(204);
+    const reply = await upload.finish();
+
+    expect(reply.status).toBe(401);
+    expect(reply.headers['www-authenticate']).toBe('Bearer');
+    expect(reply.body.detail).toContain('has been deleted');
+    expect(countRows(testApp, 'SELECT COUNT(*) AS count FROM orders WHERE user_id = ?', user.id)).toBe(0);
+    expect(countRows(testApp, 'SELECT COUNT(*) AS count FROM tasks WHERE user_id = ?', user.id)).toBe(0);
+    expect(countRows(testApp, 'SELECT COUNT(*) AS count FROM idempotency_keys WHERE user_id = ?', user.id)).toBe(0);
+  });
+
+  test.each([
+    ['token rotation', (userId: string) => rotateToken(testApp.services.db, userId)],
+    ['second deletion', (userId: string) => deleteUser(testApp.services.db, userId)],
+  ])('%s of a deleted user is 401', async (_case, change) => {
+    // Two workers can each check the token before either deletes the account.
+    const user = await signUp(testApp.app, `deleted_meanwhile_${++userCount}`);
+    deleteUser(testApp.services.db, user.id);
+
+    let thrown: { status?: number; headers?: Record<string, string> } | undefined;
+    try {
+      change(user.id);
+    } catch (error) {
+      thrown = error as typeof thrown;
+    }
+
+    expect(thrown?.status).toBe(401);
+    expect(thrown?.headers).toEqual({ 'WWW-Authenticate': 'Bearer' });
   });
 });

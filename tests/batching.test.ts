@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import request from 'supertest';
 import { BatcherOptions, PredictionBatcher } from '../services/batcher';
 import type { LoadedModel, Prediction } from '../services/model';
-import { TestApp, expectProblem, getModel, signUp, startTestApp, waitForTask } from './helpers/app';
+import { TestApp, expectProblem, getModel, signUp, startTestApp, waitForAccessLine, waitForTask } from './helpers/app';
 import { digitToRows, fixture, heldOutDigits } from './helpers/images';
 
 jest.setTimeout(60_000);
@@ -300,14 +300,19 @@ describe('backpressure', () => {
   test('full queue rejects with 503 and Retry-After', async () => {
     const filling = await fillQueue();
 
-    const responses = await Promise.all(Array.from({ length: 5 }, (_, i) => request(testApp.app).post('/predict').send({ instances: pixelInstances(i, 1) })));
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => request(testApp.app).post('/predict').set('X-Request-Id', `queue-full-${i}`).send({ instances: pixelInstances(i, 1) })),
+    );
     const filled = await filling.response;
+    const accessLines = await Promise.all(responses.map((_, i) => waitForAccessLine(testApp, `queue-full-${i}`)));
 
     for (const response of responses) {
       expectProblem(response, 503);
       expect(response.headers['retry-after']).toMatch(/^[1-9]\d*$/);
       expect(response.body.detail).toContain('MAX_QUEUED_INPUTS');
     }
+    // Backpressure is expected under load, so it stays out of `--level error`.
+    expect(accessLines.map((line) => [line.status, line.level])).toEqual(responses.map(() => [503, 'warn']));
     expect(filled.status).toBe(200);
     expectReferences(filled.body.predictions, 0, 300);
     expect(testApp.services.batcher.stats.rejectedRequests).toBe(5);

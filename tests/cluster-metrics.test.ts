@@ -1,12 +1,13 @@
 import { Gauge } from 'prom-client';
 import request from 'supertest';
 import { createApp } from '../app';
-import type { PrimaryMessage } from '../services/cluster-messages';
-import { MetricsCollector } from '../services/cluster-metrics';
+import type { PrimaryMessage, WorkerMessage } from '../services/cluster-messages';
+import { MetricsCollector, WorkerMetricsChannel } from '../services/cluster-metrics';
+import type { IpcLogTransport } from '../services/ipc-log-transport';
 import type { ServiceMetrics } from '../services/metrics';
 import { buildServices } from '../services/app-services';
 import { Lifecycle } from '../services/lifecycle';
-import { TestApp, startTestApp, waitForTask } from './helpers/app';
+import { TestApp, expectProblem, startTestApp, waitForTask } from './helpers/app';
 import { digitToRows, heldOutDigits } from './helpers/images';
 import { findSamples, parseMetrics, sampleValue } from './helpers/metrics';
 
@@ -132,5 +133,38 @@ describe('MetricsCollector', () => {
 
     expect(result.scrapeId).toBe(5);
     expect('text' in result ? parseMetrics(result.text) : null).toEqual([]);
+  });
+});
+
+describe('GET /metrics of a cluster worker', () => {
+  let testApp: TestApp;
+
+  beforeAll(async () => {
+    testApp = await startTestApp();
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  test('silent worker is 503', async () => {
+    // The test app is worker 1 of a cluster whose worker 2 never replies, as a stopped worker does.
+    // The channel and the collector are the real ones; only the IPC channel between them is replaced.
+    const collector = new MetricsCollector((workerId, message) => {
+      if (workerId === 1) channel.handle(message as Parameters<WorkerMetricsChannel['handle']>[0]);
+    }, 50);
+    const ipc = {
+      send(message: WorkerMessage) {
+        if (message.type === 'metrics-request') collector.collect(1, message.scrapeId, [1, 2]);
+        if (message.type === 'metrics-snapshot') collector.receive(1, message);
+      },
+    };
+    const channel = new WorkerMetricsChannel(testApp.services.metrics, ipc as unknown as IpcLogTransport);
+
+    const response = await request(testApp.app).get('/metrics');
+
+    expectProblem(response, 503);
+    expect(response.headers['retry-after']).toBe('1');
+    expect(response.body.detail).toBe('the metrics of the cluster could not be collected: worker 2 did not send its metrics within 50 ms');
   });
 });

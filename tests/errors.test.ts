@@ -211,6 +211,16 @@ describe('error middleware', () => {
       expect(access[0].status).toBe(404);
     });
 
+    test('client address of the connection', async () => {
+      // Without TRUST_PROXY, X-Forwarded-For is the client's claim and is not logged.
+      await request(testApp.app).get('/healthz').set('X-Forwarded-For', '203.0.113.7').set('X-Request-Id', 'access-ip').expect(200);
+      const lines = await settledLogLines(testApp);
+      const access = accessLines(lines, 'access-ip');
+
+      expect(access).toHaveLength(1);
+      expect(access[0].ip).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
+    });
+
     test('user id of a token', async () => {
       const user = await signUp(testApp.app, 'log-user');
 
@@ -245,6 +255,27 @@ describe('error middleware', () => {
       expect(raw).not.toContain(image.slice(0, 64));
       expect(raw).not.toContain(image.slice(-64));
     });
+  });
+});
+
+describe('access log behind a proxy', () => {
+  let testApp: TestApp;
+
+  beforeAll(async () => {
+    testApp = await startTestApp({ TRUST_PROXY: 'loopback' });
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  test('client address from X-Forwarded-For', async () => {
+    await request(testApp.app).get('/healthz').set('X-Forwarded-For', '198.51.100.20, 203.0.113.7').set('X-Request-Id', 'proxied-ip').expect(200);
+    const lines = await settledLogLines(testApp);
+    const access = accessLines(lines, 'proxied-ip');
+
+    expect(access).toHaveLength(1);
+    expect(access[0].ip).toBe('203.0.113.7');
   });
 });
 

@@ -3,7 +3,7 @@ import express from 'express';
 import helmet from 'helmet';
 import request from 'supertest';
 import { CONTENT_SECURITY_POLICY_DIRECTIVES, DOCS_DIRECTIVES, helmetOptionsFor } from '../middleware/security-headers';
-import { TestApp, expectProblem, readLogLines, signUp, startTestApp } from './helpers/app';
+import { TestApp, expectProblem, readLogLines, signUp, startTestApp, waitForAccessLine } from './helpers/app';
 import { digitToRows, fixture, heldOutDigits } from './helpers/images';
 
 // Every test app counts requests in its own memory store, so each describe block starts an app
@@ -229,12 +229,14 @@ describe('task queue limit', () => {
 
   test('task beyond TASK_QUEUE_MAX is 503', async () => {
     const first = await request(testApp.app).post('/predict').set('Prefer', 'respond-async').send(PREDICT_BODY);
-    const second = await request(testApp.app).post('/predict').set('Prefer', 'respond-async').send(PREDICT_BODY);
+    const second = await request(testApp.app).post('/predict').set('Prefer', 'respond-async').set('X-Request-Id', 'task-queue-full').send(PREDICT_BODY);
+    const accessLine = await waitForAccessLine(testApp, 'task-queue-full');
 
     expect(first.status).toBe(202);
     expectProblem(second, 503);
     expect(second.body.detail).toContain('TASK_QUEUE_MAX is 1');
     expect(second.headers['retry-after']).toBe('10');
+    expect(accessLine.level).toBe('warn');
   });
 
   test('order for a full queue stores nothing', async () => {
@@ -262,14 +264,16 @@ describe('busy database', () => {
     const holder = new Database(testApp.services.db.name);
     try {
       holder.exec('BEGIN IMMEDIATE');
-      const response = await request(testApp.app).post('/users').send({ username: 'locked_out' });
+      const response = await request(testApp.app).post('/users').set('X-Request-Id', 'database-busy').send({ username: 'locked_out' });
       holder.exec('ROLLBACK');
       const retry = await request(testApp.app).post('/users').send({ username: 'locked_out' });
+      const accessLine = await waitForAccessLine(testApp, 'database-busy');
 
       expectProblem(response, 503);
       expect(response.headers['retry-after']).toBe('1');
       expect(response.body.detail).toContain('DATABASE_BUSY_TIMEOUT_MS');
       expect(retry.status).toBe(201);
+      expect(accessLine.level).toBe('warn');
     } finally {
       holder.close();
       await testApp.close();

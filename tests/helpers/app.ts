@@ -85,6 +85,17 @@ export async function readLogLines(testApp: TestApp): Promise<Record<string, unk
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+/** Returns the access line of the request with id `requestId`, once the log file contains it; fails after 5 s. */
+export async function waitForAccessLine(testApp: TestApp, requestId: string): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const line = (await readLogLines(testApp)).find((entry) => entry.message === 'request completed' && entry.requestId === requestId);
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error(`access line of request ${requestId} not in the log after 5000 ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Creates a user through the API and returns its id and bearer header value. */
 export async function signUp(app: express.Express, username: string): Promise<{ id: string; token: string; auth: string }> {
   const response = await request(app).post('/users').send({ username }).expect(201);

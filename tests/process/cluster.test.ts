@@ -6,6 +6,8 @@ import Database from 'better-sqlite3';
 import { findSamples, parseMetrics, sampleValue } from '../helpers/metrics';
 import {
   checkedFetch,
+  delay,
+  digitThreeBase64,
   recordReceived,
   LogRecord,
   MODEL_DIR,
@@ -396,6 +398,42 @@ describe('cluster of two workers', () => {
       expect(errors[0].message).toBe('model could not be loaded');
       expect(errors[0].error).toContain(missing);
       expect(typeof errors[0].workerId).toBe('number');
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'account deleted during its orders',
+    async () => {
+      const server = await startServer(CLUSTER);
+      const image = digitThreeBase64();
+      const orderStatuses: number[] = [];
+      const deleteStatuses: number[] = [];
+
+      // Each round deletes the account while eight orders, spread over both workers, are in flight.
+      // A warm server finishes an order within 30 ms, so later rounds delete sooner.
+      for (const [round, deleteAfterMs] of [30, 10, 3].entries()) {
+        const user = await signUp(server.baseUrl, `cluster_leaver_${round}`);
+        const orders = Array.from({ length: 8 }, () =>
+          requestOnNewConnection(`${server.baseUrl}/orders`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json', Authorization: user.auth },
+            body: JSON.stringify({ items: [{ image }] }),
+          }),
+        );
+        await delay(deleteAfterMs);
+        const deleted = await requestOnNewConnection(`${server.baseUrl}/users/me`, { method: 'DELETE', headers: { Authorization: user.auth } });
+        deleteStatuses.push(deleted.status);
+        orderStatuses.push(...(await Promise.all(orders)).map((reply) => reply.status));
+      }
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+
+      expect(deleteStatuses).toEqual([204, 204, 204]);
+      expect(orderStatuses).toHaveLength(24);
+      expect(orderStatuses.filter((status) => status !== 201 && status !== 401)).toEqual([]);
+      expect(readLog(server.logDir).filter((record) => record.status >= 500)).toEqual([]);
+      expect(exit).toEqual({ code: 0, signal: null });
     },
     TEST_TIMEOUT_MS,
   );

@@ -44,17 +44,6 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -97,17 +86,6 @@ export type paths = {
                 400: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -259,21 +237,11 @@ export type paths = {
                     };
                     content?: never;
                 };
-                /** @description Missing, malformed or unknown bearer token */
+                /** @description Missing, malformed or unknown bearer token, or an account that another request deleted after this one checked the token */
                 401: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
                         "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The account was deleted by another request after this one checked the token */
-                404: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -340,21 +308,11 @@ export type paths = {
                         "application/json": components["schemas"]["UserWithToken"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
+                /** @description Missing, malformed or unknown bearer token, or an account that another request deleted after this one checked the token */
                 401: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
                         "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The account was deleted by another request after this one checked the token */
-                404: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -423,17 +381,6 @@ export type paths = {
                 400: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -597,7 +544,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
+                /** @description Missing, malformed or unknown bearer token, or an account that another request deleted after this one checked the token */
                 401: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -1026,7 +973,7 @@ export type paths = {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
+                /** @description Malformed or unknown bearer token (a token is optional), or with `Prefer: respond-async` an account that another request deleted after this one checked the token */
                 401: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
@@ -1304,17 +1251,6 @@ export type paths = {
                         "application/json": components["schemas"]["ModelInfo"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -1362,21 +1298,21 @@ export type paths = {
                         "text/plain": string;
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
+                /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
+                500: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                         [name: string]: unknown;
                     };
                     content: {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
-                500: {
+                /** @description With WORKERS above 1: a worker did not send its metrics within 3 s (a stopped or blocked worker), failed to collect them, or the primary did not reply */
+                503: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
+                        "Retry-After": components["headers"]["RetryAfter"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1418,17 +1354,6 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["Health"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
@@ -1476,17 +1401,6 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["Readiness"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
@@ -1546,17 +1460,6 @@ export type paths = {
                         "application/json": Record<string, never>;
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -1611,17 +1514,6 @@ export type paths = {
                     };
                     content?: never;
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -1675,17 +1567,6 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content?: never;
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
                 };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
@@ -1743,17 +1624,6 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content?: never;
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
                 };
                 /** @description swagger-ui-dist has no such file */
                 404: {
@@ -1818,17 +1688,6 @@ export type paths = {
                         [name: string]: unknown;
                     };
                     content?: never;
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
                 };
                 /** @description The page is not built; `npm run build` builds it into WEB_DIR */
                 404: {
@@ -1897,17 +1756,6 @@ export type paths = {
                     };
                     content?: never;
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
                 /** @description No such file or route */
                 404: {
                     headers: {
@@ -1966,17 +1814,6 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceServerMetadata"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -2024,17 +1861,6 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceServerLive"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
                 500: {
                     headers: {
@@ -2080,17 +1906,6 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["InferenceServerReady"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
                     };
                 };
                 /** @description Unexpected error; the body carries only the request id, and the server log has the cause */
@@ -2153,17 +1968,6 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceModelMetadata"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
                 /** @description The server serves no model of this name or version */
                 404: {
                     headers: {
@@ -2222,17 +2026,6 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["InferenceModelReady"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
                     };
                 };
                 /** @description The server serves no model of this name or version */
@@ -2318,17 +2111,6 @@ export type paths = {
                 400: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -2439,17 +2221,6 @@ export type paths = {
                         "application/json": components["schemas"]["InferenceModelMetadata"];
                     };
                 };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
                 /** @description The server serves no model of this name or version */
                 404: {
                     headers: {
@@ -2510,17 +2281,6 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["InferenceModelReady"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
                     };
                 };
                 /** @description The server serves no model of this name or version */
@@ -2608,17 +2368,6 @@ export type paths = {
                 400: {
                     headers: {
                         "X-Request-Id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["InferenceError"];
-                    };
-                };
-                /** @description Missing, malformed or unknown bearer token */
-                401: {
-                    headers: {
-                        "X-Request-Id": components["headers"]["RequestId"];
-                        "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
                         [name: string]: unknown;
                     };
                     content: {
