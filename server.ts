@@ -11,9 +11,9 @@ import cluster from 'node:cluster';
 import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
-import type winston from 'winston';
+import { INFERENCE_PROTOCOL_PATH } from './routers/inference-protocol';
 import { buildServices } from './services/app-services';
-import { answerClientErrors } from './services/client-errors';
+import { ClientErrorOptions, answerClientErrors } from './services/client-errors';
 import { selectBackend } from './services/backend';
 import { runPrimary } from './services/cluster-primary';
 import { WorkerSummary, isPrimaryMessage } from './services/cluster-messages';
@@ -52,7 +52,7 @@ async function failStartup(log: AppLogger, message: string, error: unknown): Pro
 // default of 30 s would let a slow client stay up to 30 s past either timeout.
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
 
-function listen(app: ReturnType<typeof createApp>, config: Config, logger: winston.Logger): Promise<Server> {
+function listen(app: ReturnType<typeof createApp>, config: Config, clientErrors: ClientErrorOptions): Promise<Server> {
   return new Promise((resolve, reject) => {
     // A client that sends its headers or its body too slowly gets 408 and its connection closed,
     // so slow clients cannot hold connections open.
@@ -65,7 +65,7 @@ function listen(app: ReturnType<typeof createApp>, config: Config, logger: winst
       app,
     );
     server.listen(config.PORT, config.HOST);
-    answerClientErrors(server, logger);
+    answerClientErrors(server, clientErrors);
     server.once('listening', () => resolve(server));
     server.once('error', reject);
   });
@@ -229,7 +229,7 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
   running.runner = runner;
 
   try {
-    running.server = await listen(createApp(services), config, logger);
+    running.server = await listen(createApp(services), config, { logger, metrics: services.metrics, inferenceProtocolPath: INFERENCE_PROTOCOL_PATH });
   } catch (error) {
     return failStartup(log, `server could not listen on ${config.HOST}:${config.PORT}`, error);
   }

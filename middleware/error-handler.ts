@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import createError from 'http-errors';
 import multer from 'multer';
 import type winston from 'winston';
@@ -143,42 +143,63 @@ export interface ErrorFormatOptions {
  * 5xx errors stay in the log, and the client gets the generic title and the request id.
  */
 export function handleErrors(logger: winston.Logger, options: ErrorFormatOptions = {}): ErrorRequestHandler {
-  const { inferenceProtocolPath } = options;
-
   return function handleErrorsHandler(error, req, res, next) {
-    // Once headers are out, only Express's default handler can end the response (it closes the socket).
-    if (res.headersSent) return next(error);
+    if (res.headersSent) {
+      // sendError has sent the response to this request from outside the chain, and its caller closed
+      // the connection, so the error of the aborted body reader that follows has no one to go to.
+      if (sentOutsideChain.has(res)) return;
+      // Once headers are out, only Express's default handler can end the response (it closes the socket).
+      return next(error);
+    }
 
     const problem = classify(error);
-    const title = STATUS_CODES[problem.status] ?? 'Error';
     // An exposed 5xx, such as the 503 of a full prediction queue, is an expected response under load:
     // its access line records it, so only unexpected errors get a line with the stack.
     if (problem.status >= 500 && !problem.expose) {
       logger.error('request failed', { status: problem.status, method: req.method, path: req.originalUrl.split('?')[0], ...errorFields(error) });
     }
-    res.locals.errorDetail = problem.expose ? problem.detail : title;
-    // The access line of a backpressure 503 is a warning (middleware/access-log.ts).
-    if (problem.backpressure) res.locals.backpressure = true;
-    const detail = problem.expose ? problem.detail : `${title}; quote request id ${req.id} when reporting it`;
-    for (const [name, value] of Object.entries(problem.headers ?? {})) res.setHeader(name, value);
-
-    if (inferenceProtocolPath !== undefined && isUnderPath(req.originalUrl, inferenceProtocolPath)) {
-      const body: InferenceProtocolError = { error: detail };
-      res.status(problem.status).type('application/json').send(JSON.stringify(body));
-      return;
-    }
-
-    const body: Problem = {
-      type: 'about:blank',
-      title,
-      status: problem.status,
-      detail,
-      instance: req.originalUrl,
-      requestId: req.id,
-    };
-    if (problem.errors && problem.expose) body.errors = problem.errors;
-    res.status(problem.status).type('application/problem+json').send(JSON.stringify(body));
+    sendProblem(problem, req, res, options);
   };
+}
+
+// Responses that sendError sent while the request was still in the middleware chain.
+const sentOutsideChain = new WeakSet<Response>();
+
+/**
+ * Sends `error` as the response to `req` in the format of handleErrors, for errors that arise
+ * outside the middleware chain, such as a request that times out while its body arrives. Later
+ * errors of the same request are dropped. The caller logs the error.
+ */
+export function sendError(error: unknown, req: Request, res: Response, options: ErrorFormatOptions = {}): void {
+  sentOutsideChain.add(res);
+  sendProblem(classify(error), req, res, options);
+}
+
+function sendProblem(problem: Classified, req: Request, res: Response, options: ErrorFormatOptions): void {
+  const title = STATUS_CODES[problem.status] ?? 'Error';
+  res.locals.errorDetail = problem.expose ? problem.detail : title;
+  // The access line of a backpressure 503 is a warning (middleware/access-log.ts).
+  if (problem.backpressure) res.locals.backpressure = true;
+  const detail = problem.expose ? problem.detail : `${title}; quote request id ${req.id} when reporting it`;
+  for (const [name, value] of Object.entries(problem.headers ?? {})) res.setHeader(name, value);
+
+  const { inferenceProtocolPath } = options;
+  if (inferenceProtocolPath !== undefined && isUnderPath(req.originalUrl, inferenceProtocolPath)) {
+    const body: InferenceProtocolError = { error: detail };
+    res.status(problem.status).type('application/json').send(JSON.stringify(body));
+    return;
+  }
+
+  const body: Problem = {
+    type: 'about:blank',
+    title,
+    status: problem.status,
+    detail,
+    instance: req.originalUrl,
+    requestId: req.id,
+  };
+  if (problem.errors && problem.expose) body.errors = problem.errors;
+  res.status(problem.status).type('application/problem+json').send(JSON.stringify(body));
 }
 
 /** True when the path of `url` is `mountPath` or lies below it, ignoring case as Express's routing does. */

@@ -61,21 +61,35 @@ const trustProxy = z
     if (value === 'true' || value === 'false') return value === 'true';
     if (/^\d+$/.test(value)) return Number(value);
     for (const entry of value.split(',').map((part) => part.trim())) {
-      if (!isProxyAddress(entry)) {
-        context.addIssue({
-          code: 'custom',
-          message: `${JSON.stringify(entry)} is not an address, a subnet or one of loopback, linklocal, uniquelocal. Write "true", "false", a hop count or a list such as 10.0.0.0/8,loopback`,
-        });
-      }
+      const problem = proxyEntryProblem(entry);
+      if (problem) context.addIssue({ code: 'custom', message: problem });
     }
     return value;
   });
 
-function isProxyAddress(entry: string): boolean {
-  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+const PROXY_ADDRESS_FORMS = 'Write "true", "false", a hop count or a list such as 10.0.0.0/8,loopback';
+
+/**
+ * Describes why `entry` of a `trust proxy` list is invalid, or returns null. Express compiles the
+ * list with proxy-addr (2.0.8), which throws on a prefix length of 0 or one longer than the address
+ * (/32 for IPv4, /128 for IPv6). IPv4 netmasks such as /255.0.0.0, which proxy-addr also takes, are
+ * rejected here.
+ */
+function proxyEntryProblem(entry: string): string | null {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return null;
+
   const [address, prefix, ...rest] = entry.split('/');
-  if (rest.length > 0 || net.isIP(address) === 0) return false;
-  return prefix === undefined || /^\d{1,3}$/.test(prefix);
+  const version = net.isIP(address);
+  if (rest.length > 0 || version === 0) {
+    return `${JSON.stringify(entry)} is not an address, a subnet or one of loopback, linklocal, uniquelocal. ${PROXY_ADDRESS_FORMS}`;
+  }
+  if (prefix === undefined) return null;
+
+  const maxPrefix = version === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) < 1 || Number(prefix) > maxPrefix) {
+    return `${JSON.stringify(entry)} has an invalid prefix length: an IPv${version} subnet takes /1 to /${maxPrefix}. ${PROXY_ADDRESS_FORMS}`;
+  }
+  return null;
 }
 
 function isOrigin(value: string): boolean {
@@ -150,6 +164,31 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Checks that HEADERS_TIMEOUT_MS is at most REQUEST_TIMEOUT_MS, as Node's HTTP server requires. The
+ * issue names the variable that was set, or HEADERS_TIMEOUT_MS when both were.
+ */
+function checkTimeouts(config: z.infer<typeof configSchema>, known: Record<string, unknown>, context: z.RefinementCtx): void {
+  const headersMs = config.HEADERS_TIMEOUT_MS;
+  const requestMs = config.REQUEST_TIMEOUT_MS;
+  if (headersMs <= requestMs) return;
+
+  if (known.HEADERS_TIMEOUT_MS === undefined) {
+    context.addIssue({
+      code: 'custom',
+      path: ['REQUEST_TIMEOUT_MS'],
+      message: `must not be less than HEADERS_TIMEOUT_MS (${headersMs}, its default). Set REQUEST_TIMEOUT_MS to at least ${headersMs}, or HEADERS_TIMEOUT_MS to at most ${requestMs}`,
+    });
+    return;
+  }
+  const requestSource = known.REQUEST_TIMEOUT_MS === undefined ? ', its default' : '';
+  context.addIssue({
+    code: 'custom',
+    path: ['HEADERS_TIMEOUT_MS'],
+    message: `must not be more than REQUEST_TIMEOUT_MS (${requestMs}${requestSource}). Set HEADERS_TIMEOUT_MS to at most ${requestMs}, or REQUEST_TIMEOUT_MS to at least ${headersMs}`,
+  });
+}
+
 /** Reads the configuration from environment variables, validates it and freezes it. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const known = Object.fromEntries(
@@ -158,17 +197,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .map((key) => [key, env[key]]),
   );
 
-  const parsed = configSchema
-    // Node's HTTP server rejects a headers timeout longer than the request timeout.
-    .refine((config) => config.HEADERS_TIMEOUT_MS <= config.REQUEST_TIMEOUT_MS, {
-      path: ['HEADERS_TIMEOUT_MS'],
-      message: 'must not be more than REQUEST_TIMEOUT_MS',
-    })
-    .safeParse(known);
+  const parsed = configSchema.superRefine((config, context) => checkTimeouts(config, known, context)).safeParse(known);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0]);
-      return `${name}=${JSON.stringify(env[name])} is invalid: ${issue.message}`;
+      const setting = known[name] === undefined ? `${name} (not set)` : `${name}=${JSON.stringify(env[name])}`;
+      return `${setting} is invalid: ${issue.message}`;
     });
     throw new ConfigError(problems.join('; '));
   }

@@ -1,4 +1,4 @@
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { PredictionBatcher } from './batcher';
 import type { Db } from './database';
@@ -40,6 +40,7 @@ export class ServiceMetrics {
    */
   collectFromCluster: (() => Promise<string>) | null = null;
   private readonly requestDuration: Histogram<'method' | 'route' | 'status'>;
+  private readonly clientErrors: Counter<'status'>;
   private readonly batchSize: Histogram;
   private readonly inferenceDuration: Histogram;
 
@@ -52,6 +53,12 @@ export class ServiceMetrics {
       help: 'Time from the arrival of a request to the end of its response, by method, route template and status.',
       labelNames: ['method', 'route', 'status'],
       buckets: REQUEST_SECONDS_BUCKETS,
+      registers,
+    });
+    this.clientErrors = new Counter({
+      name: 'inferline_http_client_errors_total',
+      help: 'Requests that the HTTP server rejected with an error response before they reached the app, by status: 400 unparseable, 408 headers or body not received in time, 431 headers too large.',
+      labelNames: ['status'],
       registers,
     });
     this.batchSize = new Histogram({
@@ -110,6 +117,14 @@ export class ServiceMetrics {
   /** Records a finished request. `route` is a template such as `/orders/:id`, never the raw path. */
   observeRequest(method: string, route: string, status: number, seconds: number): void {
     this.requestDuration.observe({ method, route, status }, seconds);
+  }
+
+  /**
+   * Records an error response of the HTTP server to a request that never reached the app, so that
+   * no access line and no observeRequest covers it.
+   */
+  observeClientError(status: number): void {
+    this.clientErrors.inc({ status });
   }
 
   /** Records a model call; the batcher calls it for every call, failed ones included. */

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import express from 'express';
 import { ConfigError, loadConfig } from '../services/config';
 
 const MB = 1024 * 1024;
@@ -150,10 +151,13 @@ describe('loadConfig', () => {
     ['LOG_CONSOLE', 'yes', /"true"\|"false"/],
     ['TRUST_PROXY', 'yes', /"yes" is not an address/],
     ['TRUST_PROXY', '10.0.0.0/8,proxy.example', /"proxy.example" is not an address/],
+    ['TRUST_PROXY', '10.0.0.0/33', /"10.0.0.0\/33" has an invalid prefix length: an IPv4 subnet takes \/1 to \/32/],
+    ['TRUST_PROXY', 'loopback,fd00::/129', /"fd00::\/129" has an invalid prefix length: an IPv6 subnet takes \/1 to \/128/],
     ['PREDICT_RATE_LIMIT', '0', /at least 1/],
     ['SIGN_UP_RATE_WINDOW_SECONDS', '86401', /at most 86400/],
     ['JSON_MAX_DEPTH', '1', /at least 2/],
-    ['HEADERS_TIMEOUT_MS', '200000', /must not be more than REQUEST_TIMEOUT_MS/],
+    ['HEADERS_TIMEOUT_MS', '200000', /must not be more than REQUEST_TIMEOUT_MS \(120000, its default\)/],
+    ['REQUEST_TIMEOUT_MS', '1000', /must not be less than HEADERS_TIMEOUT_MS \(20000, its default\)/],
     ['LOG_MAX_BYTES', '50MB', /whole number from 0/],
     ['LOG_MAX_FILES', '0', /at least 1/],
     ['LOG_MAX_FILES', '1001', /at most 1000/],
@@ -180,6 +184,37 @@ describe('loadConfig', () => {
     const config = loadConfig({ TRUST_PROXY: value });
 
     expect(config.TRUST_PROXY).toBe(expected);
+  });
+
+  // Express compiles TRUST_PROXY with proxy-addr when createApp sets `trust proxy`, and a value that
+  // it rejects would stop the start after validation passed.
+  test.each(['10.0.0.0/33', 'fd00::/129', '0.0.0.0/0', '10.0.0.0/', '10.0.0.0/8/8', 'loopback,'])('TRUST_PROXY=%p is rejected, as by Express', (value) => {
+    const load = () => loadConfig({ TRUST_PROXY: value });
+    const setInExpress = () => express().set('trust proxy', value);
+
+    expect(load).toThrow(ConfigError);
+    expect(setInExpress).toThrow(TypeError);
+  });
+
+  test.each(['10.0.0.0/32', '10.0.0.0/1', 'fd00::/128', '::ffff:10.0.0.0/104', 'fe80::1', 'loopback, 10.0.0.0/8'])('TRUST_PROXY=%p is accepted, as by Express', (value) => {
+    const config = loadConfig({ TRUST_PROXY: value });
+    const setInExpress = () => express().set('trust proxy', config.TRUST_PROXY);
+
+    expect(config.TRUST_PROXY).toBe(value);
+    expect(setInExpress).not.toThrow();
+  });
+
+  test('both timeouts set and out of order', () => {
+    const load = () => loadConfig({ HEADERS_TIMEOUT_MS: '5000', REQUEST_TIMEOUT_MS: '2000' });
+
+    expect(load).toThrow('HEADERS_TIMEOUT_MS="5000" is invalid: must not be more than REQUEST_TIMEOUT_MS (2000). Set HEADERS_TIMEOUT_MS to at most 2000');
+  });
+
+  test('timeout message names no unset variable', () => {
+    const load = () => loadConfig({ REQUEST_TIMEOUT_MS: '1000' });
+
+    expect(load).toThrow('REQUEST_TIMEOUT_MS="1000" is invalid');
+    expect(load).not.toThrow(/undefined/);
   });
 
   test('every invalid variable is named', () => {

@@ -99,9 +99,9 @@ export function parseJsonLines(lines: string[]): LogRecord[] {
  * Spawns the built server on 127.0.0.1 with a free port, a temporary database and log directory,
  * and console logging, without waiting for it to start. Only PATH and HOME are inherited, so
  * configuration variables of the shell that runs jest cannot change the test. An `env` value of
- * undefined removes a default.
+ * undefined removes a default. `command` replaces `node dist/server.js`, for example with `npm start`.
  */
-export async function spawnServer(env: Record<string, string | undefined> = {}): Promise<ServerProcess> {
+export async function spawnServer(env: Record<string, string | undefined> = {}, command: string[] = [process.execPath, SERVER_SCRIPT]): Promise<ServerProcess> {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'inferline-process-'));
   const port = env.PORT !== undefined && /^\d+$/.test(env.PORT) ? Number(env.PORT) : await findFreePort();
   const settings: Record<string, string | undefined> = {
@@ -117,7 +117,7 @@ export async function spawnServer(env: Record<string, string | undefined> = {}):
   };
   const childEnv = Object.fromEntries(Object.entries(settings).filter((entry): entry is [string, string] => entry[1] !== undefined));
 
-  const child = spawn(process.execPath, [SERVER_SCRIPT], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command[0], command.slice(1), { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdoutLines: string[] = [];
   const stderrLines: string[] = [];
   const lineListeners = new Set<() => void>();

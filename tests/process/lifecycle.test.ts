@@ -14,6 +14,7 @@ import {
   readLogLines,
   readResponse,
   signUp,
+  spawnServer,
   startServer,
   stopLeftoverServers,
   waitForTask,
@@ -23,9 +24,22 @@ import {
 // Each test starts one or two server processes (1-2 s each) and may wait for a background task.
 const TEST_TIMEOUT_MS = 60_000;
 
+// `npm start` builds the project first, which took 12 s (`time npm run build`, two cores shared with other work).
+const NPM_START_TIMEOUT_MS = 120_000;
+
 // 600 items took about 4 s at the default TASK_CHUNK_SIZE on 2 cores with one busy, so a stop sent
 // once the task runs lands while it still has items left.
 const ORDER_ITEMS = 600;
+
+/** True while a process with this pid exists. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function getOrder(baseUrl: string, orderId: string, auth: string): Promise<LogRecord> {
   const response = await checkedFetch(`${baseUrl}/orders/${orderId}`, { headers: { Authorization: auth } });
@@ -283,5 +297,31 @@ describe('server process lifecycle', () => {
       expect(order.bill.items).toBe(ORDER_ITEMS);
     },
     TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'SIGTERM to npm start stops the server',
+    async () => {
+      // No update check: it would ask the npm registry.
+      const server = await spawnServer({ npm_config_update_notifier: 'false' }, ['npm', 'start']);
+      const npmExited = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));
+      const starting = await server.waitForStdoutRecord((record) => record.message === 'server starting', NPM_START_TIMEOUT_MS);
+      await server.waitForStdoutRecord((record) => record.message === 'server started', NPM_START_TIMEOUT_MS);
+
+      server.child.kill('SIGTERM');
+      const npmCode = await npmExited;
+      const serverLeftRunning = isRunning(starting.pid);
+      // The afterEach hook stops only the npm process, so a server it left behind is killed here.
+      if (serverLeftRunning) process.kill(starting.pid, 'SIGKILL');
+      await server.waitForExit();
+      const records = readLog(server.logDir);
+
+      expect(serverLeftRunning).toBe(false);
+      expect(npmCode).toBe(0);
+      const summaries = withMessage(records, 'shutdown complete');
+      expect(summaries).toHaveLength(1);
+      expect(summaries[0]).toMatchObject({ signal: 'SIGTERM', forced: false });
+    },
+    NPM_START_TIMEOUT_MS + TEST_TIMEOUT_MS,
   );
 });

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
-import { LogRecord, Reply, delay, readLog, readResponse, requestOnNewConnection, signUp, startServer, stopLeftoverServers, withMessage } from './helpers';
+import { parseMetrics, sampleValue } from '../helpers/metrics';
+import { LogRecord, Reply, delay, digitThreeBase64, readLog, readResponse, requestOnNewConnection, signUp, startServer, stopLeftoverServers, withMessage } from './helpers';
 
 // A primary and two workers start in about 3 s when the machine is idle.
 const TEST_TIMEOUT_MS = 120_000;
@@ -234,9 +235,12 @@ describe('slow clients', () => {
     TEST_TIMEOUT_MS,
   );
 
-  test(
-    'body sent too slowly gets 408',
-    async () => {
+  test.each([
+    ['a byte every 200 ms', true],
+    ['one byte, then nothing', false],
+  ])(
+    'body sent as %s gets 408',
+    async (_pace, keepsSending) => {
       const server = await startServer(timeouts);
       const socket = await connect(server.port);
       const received = readUntilClosed(socket);
@@ -245,7 +249,7 @@ describe('slow clients', () => {
       socket.write('POST /users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
       // One byte every 200 ms would take 20 s for the whole body.
       const trickle = setInterval(() => {
-        if (!socket.destroyed) socket.write(' ');
+        if (keepsSending && !socket.destroyed) socket.write(' ');
       }, 200);
       const { text, closedAt } = await received;
       clearInterval(trickle);
@@ -255,7 +259,142 @@ describe('slow clients', () => {
       expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
       expect(closedAt - sentAt).toBeGreaterThanOrEqual(1900);
       expect(closedAt - sentAt).toBeLessThan(5000);
+      // The access line records the 408 that the client got, under the id that it got.
+      const requestId = /^X-Request-Id: (.+)$/im.exec(text)?.[1].trim();
+      expect(requestId).toBeDefined();
+      const accessLines = withMessage(readLog(server.logDir), 'request completed').filter((record) => record.path === '/users');
+      expect(accessLines).toHaveLength(1);
+      expect(accessLines[0]).toMatchObject({ method: 'POST', status: 408, requestId });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test.each([
+    ['/users', false],
+    ['/orders', true],
+  ])(
+    'body sent after a 408 to POST %s is not carried out',
+    async (path, needsToken) => {
+      const server = await startServer(timeouts);
+      const auth = needsToken ? (await signUp(server.baseUrl, 'orders_after_timeout')).auth : null;
+      const body = path === '/users' ? JSON.stringify({ username: 'signed_up_after_timeout' }) : JSON.stringify({ items: [{ image: digitThreeBase64() }] });
+      const head =
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
+        (auth ? `Authorization: ${auth}\r\n` : '') +
+        `\r\n${body.slice(0, 1)}`;
+
+      const response = await sendRestAfterResponse(server.port, head, body.slice(1));
+      const retry =
+        path === '/users'
+          ? await requestOnNewConnection(`${server.baseUrl}/users`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body })
+          : await requestOnNewConnection(`${server.baseUrl}/orders`, { headers: { Authorization: auth! } });
+      const metrics = await requestOnNewConnection(`${server.baseUrl}/metrics`);
+      server.child.kill('SIGTERM');
+      await server.waitForExit();
+      const records = readLog(server.logDir);
+
+      const problem = JSON.parse(response.body);
+      expect(response.status).toBe(408);
+      expect(response.headers['x-request-id']).toBe(problem.requestId);
+      expect(problem.instance).toBe(path);
+      expect(problem.detail).toContain('REQUEST_TIMEOUT_MS');
+      // Created nothing: the username is still free, and the caller has no order.
+      if (path === '/users') expect(retry.status).toBe(201);
+      else expect(JSON.parse(retry.body).total).toBe(0);
+
+      const accessLines = withMessage(records, 'request completed').filter((record) => record.requestId === problem.requestId);
+      expect(accessLines).toHaveLength(1);
+      expect(accessLines[0]).toMatchObject({ method: 'POST', path, status: 408 });
+      const timeoutLines = withMessage(records, 'request timed out');
+      expect(timeoutLines).toHaveLength(1);
+      expect(timeoutLines[0]).toMatchObject({ method: 'POST', path, requestId: problem.requestId, status: 408 });
+      expect(sampleValue(parseMetrics(metrics.body), 'inferline_http_request_duration_seconds_count', { method: 'POST', route: path, status: '408' })).toBe(1);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'headers sent after a 408 never reach the app',
+    async () => {
+      const server = await startServer(timeouts);
+      const body = JSON.stringify({ username: 'headers_after_timeout' });
+
+      const response = await sendRestAfterResponse(
+        server.port,
+        'POST /users HTTP/1.1\r\nHost: 127.0.0.1\r\n',
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      const retry = await requestOnNewConnection(`${server.baseUrl}/users`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Request-Id': 'sign-up-retry' },
+        body,
+      });
+      const metrics = await requestOnNewConnection(`${server.baseUrl}/metrics`);
+      server.child.kill('SIGTERM');
+      await server.waitForExit();
+      const records = readLog(server.logDir);
+
+      const problem = JSON.parse(response.body);
+      expect(response.status).toBe(408);
+      expect(response.headers['x-request-id']).toBe(problem.requestId);
+      expect(problem.detail).toContain('HEADERS_TIMEOUT_MS');
+      // The request line never reached the app, so no path is known.
+      expect(problem).not.toHaveProperty('instance');
+      expect(retry.status).toBe(201);
+      const signUps = withMessage(records, 'request completed').filter((record) => record.method === 'POST' && record.path === '/users');
+      expect(signUps.map((record) => record.requestId)).toEqual(['sign-up-retry']);
+      expect(withMessage(records, 'request timed out').map((record) => record.requestId)).toEqual([problem.requestId]);
+      expect(sampleValue(parseMetrics(metrics.body), 'inferline_http_client_errors_total', { status: '408' })).toBe(1);
     },
     TEST_TIMEOUT_MS,
   );
 });
+
+/** A response read from a raw socket. */
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Parses one HTTP/1.1 response with a Content-Length, or returns null while it is incomplete. */
+function parseRawResponse(text: string): RawResponse | null {
+  const headEnd = text.indexOf('\r\n\r\n');
+  if (headEnd === -1) return null;
+  const [statusLine, ...headerLines] = text.slice(0, headEnd).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of headerLines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  const body = text.slice(headEnd + 4);
+  if (Buffer.byteLength(body) < Number(headers['content-length'])) return null;
+  return { status: Number(statusLine.split(' ')[1]), headers, body };
+}
+
+/**
+ * Sends `head` on a new connection, waits for the server's response, then sends `rest`, as a
+ * client that ignores the response would, and closes the connection 500 ms later. The connection
+ * stays open for writing after the server ends its side, so `rest` reaches a server that still reads.
+ */
+async function sendRestAfterResponse(port: number, head: string, rest: string): Promise<RawResponse> {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  socket.on('error', () => undefined);
+  let text = '';
+  const response = new Promise<RawResponse>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const parsed = parseRawResponse(text);
+      if (parsed) resolve(parsed);
+    });
+    socket.once('close', () => reject(new Error(`connection closed before a whole response arrived: ${JSON.stringify(text)}`)));
+  });
+
+  socket.write(head);
+  const parsed = await response;
+  socket.write(rest);
+  // Time for a request that the server still reads to reach its route.
+  await delay(500);
+  socket.destroy();
+  return parsed;
+}
