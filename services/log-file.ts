@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Transport from 'winston-transport';
+import { createDirectories } from './directories';
 
 const MESSAGE = Symbol.for('message');
 const NEWLINE = 0x0a;
@@ -53,7 +54,7 @@ export class LogFile extends Transport {
     super(transportOptions);
     this.filePath = filePath;
     this.rotation = rotation && rotation.maxBytes > 0 ? rotation : null;
-    fs.mkdirSync(path.dirname(filePath), { recursive: true });
+    createDirectories(path.dirname(filePath));
     // Open synchronously so that an unwritable destination fails the start at once, with its path.
     this.descriptor = fs.openSync(filePath, 'a+');
     this.size = fs.fstatSync(this.descriptor).size;
