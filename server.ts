@@ -192,6 +192,10 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // logrotate's postrotate scripts send SIGHUP once they have moved the log file. In a cluster
+  // worker, which has no file, this does nothing but keep a SIGHUP to the process group from
+  // ending the worker, as Node's default action would.
+  process.on('SIGHUP', () => log.reopenFile());
 
   let backend: string;
   try {

@@ -369,5 +369,7 @@ export async function runPrimary(config: Config, startedAt: number): Promise<voi
   const primary = new ClusterPrimary({ config, log, db, startedAt, tasksPending });
   process.on('SIGTERM', (signal) => primary.shutDown(signal));
   process.on('SIGINT', (signal) => primary.shutDown(signal));
+  // logrotate's postrotate scripts send SIGHUP once they have moved the log file.
+  process.on('SIGHUP', () => log.reopenFile());
   primary.start();
 }

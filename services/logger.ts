@@ -38,6 +38,8 @@ export interface AppLogger {
   close(): Promise<void>;
   /** Writes the lines logged so far to the log file at once; throws when that fails. */
   writeFileNow(): void;
+  /** Reopens the log file when another tool moved, deleted or replaced it, as on SIGHUP. */
+  reopenFile(): void;
 }
 
 // Adds the ids of the request being handled, so every line written during a request carries them.
@@ -113,6 +115,7 @@ export function createLogger(options: LoggerOptions): AppLogger {
     ipc,
     close: () => ipc?.flush() ?? file?.closeFile() ?? Promise.resolve(),
     writeFileNow: () => file?.writeNow(),
+    reopenFile: () => file?.reopenIfMoved(),
   };
 }
 
