@@ -21,7 +21,7 @@ import { WorkerMetricsChannel } from './services/cluster-metrics';
 import { Config, loadConfig } from './services/config';
 import { Db, openDatabase } from './services/database';
 import { Lifecycle } from './services/lifecycle';
-import { AppLogger, createFileLogger, createLogger, errorFields } from './services/logger';
+import { AppLogger, createFileLogger, createLogger, errorFields, logLifecycleEvent } from './services/logger';
 import { loadModel } from './services/model';
 import { exitWithError } from './services/process-exit';
 import type { TaskRunner } from './services/task-runner';
@@ -97,7 +97,7 @@ async function shutDown(running: Running, signal: string): Promise<never> {
   const { config, log, lifecycle, server, runner, db } = running;
   const { logger } = log;
   lifecycle.shuttingDown = true;
-  logger.info('shutdown started', { signal, timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+  logLifecycleEvent(logger, 'shutdown started', { signal, timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
 
   const serverClosed = server
     ? new Promise<void>((resolve) => {
@@ -137,10 +137,10 @@ async function shutDown(running: Running, signal: string): Promise<never> {
   };
   const uptimeMs = Date.now() - lifecycle.startedAt;
   if (log.ipc) {
-    logger.info('worker stopped', { signal, uptimeMs, ...summary });
+    logLifecycleEvent(logger, 'worker stopped', { signal, uptimeMs, ...summary });
     log.ipc.send({ type: 'stopped', summary });
   } else {
-    logger.info('shutdown complete', { signal, uptimeMs, ...summary, tasksLeftQueued });
+    logLifecycleEvent(logger, 'shutdown complete', { signal, uptimeMs, ...summary, tasksLeftQueued });
   }
   await log.close();
   process.exit(drained ? 0 : 1);
@@ -184,7 +184,7 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
     }
     if (!running.server) {
       // Still starting: there are no requests or tasks to drain yet.
-      logger.info('shutdown during startup; exiting', { signal });
+      logLifecycleEvent(logger, 'shutdown during startup; exiting', { signal });
       shutdown = log.close().then(() => process.exit(0));
       return;
     }
@@ -192,6 +192,10 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // logrotate's postrotate scripts send SIGHUP once they have moved the log file. In a cluster
+  // worker, which has no file, this does nothing but keep a SIGHUP to the process group from
+  // ending the worker, as Node's default action would.
+  process.on('SIGHUP', () => log.reopenFile());
 
   let backend: string;
   try {
@@ -253,7 +257,7 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
       else clusterMetrics.handle(message);
     });
     runner.wake();
-    logger.info('worker started', { ...details, startupMs: Date.now() - startedAt });
+    logLifecycleEvent(logger, 'worker started', { ...details, startupMs: Date.now() - startedAt });
     ipc.send({ type: 'ready', details });
     return;
   }
@@ -261,7 +265,7 @@ async function runServer(config: Config, startedAt: number): Promise<void> {
   // Tasks left running by a crash, or queued at the last shutdown, continue now.
   requeueRunningTasks(running.db);
   runner.wake();
-  logger.info('server started', {
+  logLifecycleEvent(logger, 'server started', {
     ...details,
     startupMs: Date.now() - startedAt,
     tasksPending: countUnfinishedTasks(running.db),

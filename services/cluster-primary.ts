@@ -5,7 +5,7 @@ import { MetricsCollector } from './cluster-metrics';
 import { ClusterRateStorePrimary } from './cluster-rate-store';
 import type { Config } from './config';
 import { Db, openDatabase } from './database';
-import { AppLogger, createFileLogger, errorFields, writeForwardedLine } from './logger';
+import { AppLogger, createFileLogger, errorFields, logLifecycleEvent, writeForwardedLine } from './logger';
 import { exitWithError } from './process-exit';
 import { RateLimitPrimaryMessage, RateLimitWorkerMessage, isRateLimitWorkerMessage } from './rate-limit-messages';
 import { settleOrder } from './orders';
@@ -89,7 +89,7 @@ class ClusterPrimary {
       return;
     }
     this.signal = signal;
-    this.logger.info('shutdown started', { signal, timeoutMs: this.config.SHUTDOWN_TIMEOUT_MS, workers: this.workers.size });
+    logLifecycleEvent(this.logger, 'shutdown started', { signal, timeoutMs: this.config.SHUTDOWN_TIMEOUT_MS, workers: this.workers.size });
     this.stopWorkers(signal);
   }
 
@@ -167,7 +167,7 @@ class ClusterPrimary {
   private logStarted(details: WorkerReadyDetails): void {
     this.phase = 'running';
     this.serverStarted = true;
-    this.logger.info('server started', {
+    logLifecycleEvent(this.logger, 'server started', {
       workers: this.workers.size,
       ...details,
       startupMs: Date.now() - this.startedAt,
@@ -319,7 +319,7 @@ class ClusterPrimary {
     const workersClean = this.stopped.every(({ state, exit }) => exit.code === 0 || (!state.ready && exit.signal === this.signal));
     const forced = this.killedAtShutdown > 0 || this.stopped.some(({ state }) => state.summary?.forced ?? false);
     const total = (count: (summary: WorkerSummary) => number) => this.stopped.reduce((sum, { state }) => sum + (state.summary ? count(state.summary) : 0), 0);
-    this.logger.info('shutdown complete', {
+    logLifecycleEvent(this.logger, 'shutdown complete', {
       signal: this.signal,
       forced,
       workers: this.stopped.length,
@@ -369,5 +369,7 @@ export async function runPrimary(config: Config, startedAt: number): Promise<voi
   const primary = new ClusterPrimary({ config, log, db, startedAt, tasksPending });
   process.on('SIGTERM', (signal) => primary.shutDown(signal));
   process.on('SIGINT', (signal) => primary.shutDown(signal));
+  // logrotate's postrotate scripts send SIGHUP once they have moved the log file.
+  process.on('SIGHUP', () => log.reopenFile());
   primary.start();
 }

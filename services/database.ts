@@ -1,6 +1,6 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { createDirectories } from './directories';
 
 export type Db = Database.Database;
 
@@ -130,7 +130,7 @@ export const MIGRATIONS: Migration[] = [
  * timeout and foreign keys, and applies pending migrations.
  */
 export function openDatabase(databasePath: string, busyTimeoutMs: number): Db {
-  if (databasePath !== ':memory:') fs.mkdirSync(path.dirname(databasePath), { recursive: true });
+  if (databasePath !== ':memory:') createDirectories(path.dirname(databasePath));
 
   const db = new Database(databasePath, { timeout: busyTimeoutMs });
   db.pragma('journal_mode = WAL');

@@ -45,7 +45,8 @@ function formatShutdown(shutdown: ShutdownSummary): string {
   return (
     `  ${shutdown.time ?? '-'}  ${String(shutdown.signal ?? '-')}${uptime}${workers}: ${String(shutdown.requestsServed ?? '-')} requests; ` +
     `tasks ${String(shutdown.tasksSucceeded ?? '-')} succeeded, ${String(shutdown.tasksFailed ?? '-')} failed, ` +
-    `${String(shutdown.tasksCancelled ?? '-')} cancelled, ${String(shutdown.tasksLeftQueued ?? '-')} left queued; ${outcome}`
+    `${String(shutdown.tasksCancelled ?? '-')} cancelled, ${shutdown.tasksInterrupted} interrupted; ` +
+    `${String(shutdown.tasksLeftQueued ?? '-')} queued for the next start, interrupted ones included; ${outcome}`
   );
 }
 
@@ -94,7 +95,7 @@ export function formatSummary(summary: LogSummary): string {
   lines.push(
     '',
     `Tasks: ${tasks.started} started, ${tasks.succeeded} succeeded, ${tasks.failed} failed, ${tasks.cancelled} cancelled, ` +
-      `${tasks.leftQueued} left queued for the next start`,
+      `${tasks.interrupted} interrupted by a shutdown and requeued`,
   );
 
   lines.push('', `Starts: ${starts.count}`);

@@ -34,6 +34,9 @@ export interface ShutdownSummary {
   tasksSucceeded: unknown;
   tasksFailed: unknown;
   tasksCancelled: unknown;
+  /** Tasks that this shutdown interrupted between two chunks: the `task interrupted by the shutdown` lines since the start. */
+  tasksInterrupted: number;
+  /** Tasks unfinished (queued or running) when the service stopped, all queued for the next start, the interrupted ones included. */
   tasksLeftQueued: unknown;
   workers: unknown;
 }
@@ -51,7 +54,8 @@ export interface LogSummary {
   routes: RouteDurations[];
   /** Error groups by count, most first. */
   errors: ErrorGroup[];
-  tasks: { started: number; succeeded: number; failed: number; cancelled: number; leftQueued: number };
+  /** Task lines by outcome. `interrupted` counts tasks that a shutdown stopped and requeued. */
+  tasks: TaskCounts;
   /**
    * `server started` lines. `withoutShutdownSummary` counts starts followed by another start with no
    * `shutdown complete` between them, as a crash or kill -9 leaves them. `lastStillOpen` is true when
@@ -61,12 +65,22 @@ export interface LogSummary {
   shutdowns: ShutdownSummary[];
 }
 
-const TASK_MESSAGES: Record<string, keyof LogSummary['tasks']> = {
+export interface TaskCounts {
+  started: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  interrupted: number;
+}
+
+const TASK_MESSAGES: Record<string, keyof TaskCounts> = {
   'task started': 'started',
   'task succeeded': 'succeeded',
   'task failed': 'failed',
   'task cancelled': 'cancelled',
-  'task left queued for the next start': 'leftQueued',
+  'task interrupted by the shutdown; requeued': 'interrupted',
+  // The same event in logs written before the message was renamed.
+  'task left queued for the next start': 'interrupted',
 };
 
 /** Turns a request path into its route: UUID segments become :id, so `/orders/7f3e…/bill` is `/orders/:id/bill`. */
@@ -101,9 +115,11 @@ export class LogSummarizer {
   private readonly requests = { total: 0, aborted: 0, byStatusClass: {} as Record<string, number> };
   private readonly durations = new Map<string, { method: string; route: string; values: number[] }>();
   private readonly errors = new Map<string, ErrorGroup>();
-  private readonly tasks = { started: 0, succeeded: 0, failed: 0, cancelled: 0, leftQueued: 0 };
+  private readonly tasks: TaskCounts = { started: 0, succeeded: 0, failed: 0, cancelled: 0, interrupted: 0 };
   private readonly starts = { count: 0, withoutShutdownSummary: 0 };
   private runOpen = false;
+  /** Tasks interrupted since the last `server starting` or `shutdown complete` line. */
+  private tasksInterruptedInRun = 0;
   private readonly shutdowns: ShutdownSummary[] = [];
 
   /** Records that `file` was read up to `line`, so that files without a matching line are listed too. */
@@ -132,6 +148,8 @@ export class LogSummarizer {
     if (record.level === 'error') this.addError(record, time);
     const taskOutcome = TASK_MESSAGES[String(record.message)];
     if (taskOutcome) this.tasks[taskOutcome]++;
+    if (taskOutcome === 'interrupted') this.tasksInterruptedInRun++;
+    if (record.message === 'server starting') this.tasksInterruptedInRun = 0;
     if (record.message === 'server started') this.addStart();
     if (record.message === 'shutdown complete') this.addShutdown(record, time);
   }
@@ -211,6 +229,8 @@ export class LogSummarizer {
 
   private addShutdown(record: Record<string, unknown>, time: string | null): void {
     this.runOpen = false;
+    const tasksInterrupted = this.tasksInterruptedInRun;
+    this.tasksInterruptedInRun = 0;
     this.shutdowns.push({
       time,
       signal: record.signal,
@@ -220,6 +240,7 @@ export class LogSummarizer {
       tasksSucceeded: record.tasksSucceeded,
       tasksFailed: record.tasksFailed,
       tasksCancelled: record.tasksCancelled,
+      tasksInterrupted,
       tasksLeftQueued: record.tasksLeftQueued,
       workers: record.workers,
     });

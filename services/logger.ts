@@ -5,9 +5,15 @@ import { IpcLogTransport } from './ipc-log-transport';
 import { LogFile, LogRotation } from './log-file';
 import { requestContext } from './request-context';
 
+const LEVEL = Symbol.for('level');
 const MESSAGE = Symbol.for('message');
-// Marks a line that a cluster worker has already formatted, for the primary to write unchanged.
+// Marks a line that a cluster worker has already formatted and filtered, for the primary to write unchanged.
 const FORWARDED_LINE = Symbol('forwardedLine');
+// Marks a record that is written at any LOG_LEVEL. A symbol key never reaches the JSON output.
+const LIFECYCLE_EVENT = Symbol('lifecycleEvent');
+// Winston's transports drop lines below the logger's level, so that level is the most verbose one
+// of this service. filterByLevel applies LOG_LEVEL instead, and lets lifecycle events through.
+const MOST_VERBOSE_LEVEL = 'debug';
 
 export interface LoggerOptions {
   level: string;
@@ -32,6 +38,8 @@ export interface AppLogger {
   close(): Promise<void>;
   /** Writes the lines logged so far to the log file at once; throws when that fails. */
   writeFileNow(): void;
+  /** Reopens the log file when another tool moved, deleted or replaced it, as on SIGHUP. */
+  reopenFile(): void;
 }
 
 // Adds the ids of the request being handled, so every line written during a request carries them.
@@ -43,6 +51,20 @@ const addRequestContext = winston.format((info) => {
   }
   return info;
 });
+
+/**
+ * Drops records below `level`, except lifecycle events. Placed first, it also spares dropped
+ * records the formatting, which winston would otherwise do before its transports drop them.
+ */
+function filterByLevel(level: string): winston.Logform.Format {
+  const levels = winston.config.npm.levels;
+  const maxPriority = levels[level];
+  if (maxPriority === undefined) throw new Error(`log level ${JSON.stringify(level)} is invalid: expected one of ${Object.keys(levels).join(', ')}`);
+  return winston.format((info) => {
+    const record = info as Record<symbol, unknown>;
+    return levels[record[LEVEL] as string] <= maxPriority || record[LIFECYCLE_EVENT] === true ? info : false;
+  })();
+}
 
 // Formats a line with `format`, unless it is a forwarded line, which is already formatted.
 function keepForwardedLines(format: winston.Logform.Format): winston.Logform.Format {
@@ -62,7 +84,13 @@ function keepForwardedLines(format: winston.Logform.Format): winston.Logform.For
  */
 export function createLogger(options: LoggerOptions): AppLogger {
   const format = keepForwardedLines(
-    winston.format.combine(winston.format.timestamp(), addRequestContext(), winston.format.errors({ stack: true }), winston.format.json()),
+    winston.format.combine(
+      filterByLevel(options.level),
+      winston.format.timestamp(),
+      addRequestContext(),
+      winston.format.errors({ stack: true }),
+      winston.format.json(),
+    ),
   );
 
   const transports: winston.transport[] = [];
@@ -80,21 +108,30 @@ export function createLogger(options: LoggerOptions): AppLogger {
   }
   if (transports.length === 0) transports.push(new winston.transports.Console({ silent: true }));
 
-  const logger = winston.createLogger({ level: options.level, format, transports, exitOnError: false, defaultMeta: options.defaultMeta });
+  const logger = winston.createLogger({ level: MOST_VERBOSE_LEVEL, format, transports, exitOnError: false, defaultMeta: options.defaultMeta });
   return {
     logger,
     filePath: file?.filePath ?? null,
     ipc,
     close: () => ipc?.flush() ?? file?.closeFile() ?? Promise.resolve(),
     writeFileNow: () => file?.writeNow(),
+    reopenFile: () => file?.reopenIfMoved(),
   };
 }
 
 /**
+ * Logs a start or a stop of the service or of a worker at info, whatever LOG_LEVEL is, so that
+ * every run in the log has its `server started` line and, after a clean stop, its summary.
+ */
+export function logLifecycleEvent(logger: winston.Logger, message: string, fields: Record<string, unknown> = {}): void {
+  logger.info(message, { ...fields, [LIFECYCLE_EVENT]: true });
+}
+
+/**
  * Creates the logger of the process that writes LOG_DIR/app.log (the single process, or the cluster
- * primary) and writes its first line at once. A destination that cannot be written throws here,
- * before the server takes any request. With LOG_LEVEL above info that line is not logged, so
- * nothing is checked until the first warning.
+ * primary) and writes its first line, `server starting`, at once. A destination that cannot be
+ * written throws here, before the server takes any request. That line is a lifecycle event, so
+ * this check runs at every LOG_LEVEL.
  */
 export function createFileLogger(config: Config, details: Record<string, unknown>): AppLogger {
   const log = createLogger({
@@ -103,14 +140,15 @@ export function createFileLogger(config: Config, details: Record<string, unknown
     console: config.LOG_CONSOLE,
     rotation: { maxBytes: config.LOG_MAX_BYTES, maxFiles: config.LOG_MAX_FILES },
   });
-  log.logger.info('server starting', { pid: process.pid, node: process.version, ...details });
+  logLifecycleEvent(log.logger, 'server starting', { pid: process.pid, node: process.version, ...details });
   log.writeFileNow();
   return log;
 }
 
 /**
  * Writes a line that a worker formatted, unchanged, through the same transports and in the same
- * order as this logger's own lines. `level` filters it as it would filter the logger's own.
+ * order as this logger's own lines. The worker has already applied LOG_LEVEL, and let its
+ * lifecycle events through, so the line is not filtered again.
  */
 export function writeForwardedLine(logger: winston.Logger, level: string, line: string): void {
   logger.log({ level, message: '', [FORWARDED_LINE]: line });

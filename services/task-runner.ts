@@ -117,7 +117,7 @@ export class TaskRunner {
     }
     if (this.stopping) {
       requeueTask(db, task.id);
-      logger.info('task left queued for the next start', { taskId: task.id });
+      logger.info('task interrupted by the shutdown; requeued', { taskId: task.id });
       return true;
     }
 

@@ -283,3 +283,132 @@ describe('log file when writes fail', () => {
     expect(() => log.writeFileNow()).toThrow(`cannot write the log file ${path.join(directory, 'app.log')}: ENOSPC`);
   });
 });
+
+describe('log file changed by another tool', () => {
+  /** Runs `work` with stderr captured and returns the messages written there. */
+  async function captureStderr(work: () => Promise<void>): Promise<string[]> {
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    let messages: string[] = [];
+    try {
+      await work();
+    } finally {
+      messages = stderr.mock.calls.map((call) => String(call[0]));
+      stderr.mockRestore();
+    }
+    return messages;
+  }
+
+  function waitForPathCheck(): Promise<void> {
+    // Flushes compare the path with the open file at most once a second.
+    return new Promise((resolve) => setTimeout(resolve, 1100));
+  }
+
+  function rotatedFiles(): Map<string, string> {
+    return new Map(logFiles().filter((name) => name !== 'app.log').map((name) => [name, fs.readFileSync(path.join(directory, name), 'utf8')]));
+  }
+
+  test('moved app.log keeps rotated lines', async () => {
+    const log = openLog({ maxBytes: 1000, maxFiles: 5 });
+    await logNumbered(log, 0, 40, 1);
+    const overwritten = sequencesOf(['app.log.1']);
+    expect(logFiles()).toEqual(['app.log.3', 'app.log.2', 'app.log.1', 'app.log']);
+
+    const messages = await captureStderr(async () => {
+      // As logrotate does by default, without knowing the service's own rotated files.
+      fs.renameSync(path.join(directory, 'app.log'), path.join(directory, 'app.log.1'));
+      await logNumbered(log, 40, 20, 1);
+      await log.close();
+    });
+
+    const expected = Array.from({ length: 60 }, (_, i) => i).filter((sequence) => !overwritten.includes(sequence));
+    expect(sequencesOf(logFiles())).toEqual(expected);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toContain(`the log file ${path.join(directory, 'app.log')} was moved or deleted`);
+  });
+
+  test('deleted app.log keeps rotated files', async () => {
+    const log = openLog({ maxBytes: 1000, maxFiles: 5 });
+    await logNumbered(log, 0, 40, 1);
+    const rotatedBefore = rotatedFiles();
+
+    const messages = await captureStderr(async () => {
+      fs.rmSync(path.join(directory, 'app.log'));
+      // Enough lines to take the deleted file past the limit, too few to fill a new file.
+      await logNumbered(log, 40, 10, 1);
+      await log.close();
+    });
+
+    expect(rotatedFiles()).toEqual(rotatedBefore);
+    const inNewFile = sequencesOf(['app.log']);
+    expect(inNewFile.length).toBeGreaterThan(0);
+    expect(inNewFile).toEqual(Array.from({ length: inNewFile.length }, (_, i) => 50 - inNewFile.length + i));
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toContain('was moved or deleted');
+  });
+
+  test('deleted app.log is recreated without rotation', async () => {
+    const log = openLog();
+    await logNumbered(log, 0, 1, 1);
+
+    const messages = await captureStderr(async () => {
+      fs.rmSync(path.join(directory, 'app.log'));
+      await waitForPathCheck();
+      await logNumbered(log, 1, 2, 1);
+      await log.close();
+    });
+
+    expect(sequencesOf(['app.log'])).toEqual([1, 2]);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toContain('was moved or deleted');
+  });
+
+  test('replaced app.log gets the next lines', async () => {
+    const log = openLog();
+    await logNumbered(log, 0, 1, 1);
+
+    const messages = await captureStderr(async () => {
+      // logrotate's create option: move the file aside and create an empty one in its place.
+      fs.renameSync(path.join(directory, 'app.log'), path.join(directory, 'app.log.1'));
+      fs.writeFileSync(path.join(directory, 'app.log'), '');
+      await waitForPathCheck();
+      await logNumbered(log, 1, 1, 1);
+      await log.close();
+    });
+
+    expect(sequencesOf(['app.log.1'])).toEqual([0]);
+    expect(sequencesOf(['app.log'])).toEqual([1]);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toContain('was replaced by another file');
+  });
+
+  test('reopenFile follows a moved file at once', async () => {
+    const log = openLog();
+    await logNumbered(log, 0, 1, 1);
+
+    const messages = await captureStderr(async () => {
+      fs.renameSync(path.join(directory, 'app.log'), path.join(directory, 'moved.log'));
+      log.reopenFile();
+      await logNumbered(log, 1, 1, 1);
+      await log.close();
+    });
+
+    expect(sequencesOf(['moved.log'])).toEqual([0]);
+    expect(sequencesOf(['app.log'])).toEqual([1]);
+    expect(messages).toHaveLength(1);
+  });
+
+  test('truncated app.log is not rotated early', async () => {
+    const log = openLog({ maxBytes: 1000, maxFiles: 5 });
+    await logNumbered(log, 0, 8, 1);
+    expect(logFiles()).toEqual(['app.log']);
+
+    // logrotate's copytruncate option: copy the file, then truncate it in place.
+    fs.truncateSync(path.join(directory, 'app.log'), 0);
+    await waitForPathCheck();
+    await logNumbered(log, 8, 4, 1);
+    await log.close();
+
+    expect(logFiles()).toEqual(['app.log']);
+    expect(sequencesOf(['app.log'])).toEqual([8, 9, 10, 11]);
+  });
+});

@@ -311,11 +311,46 @@ describe('LogSummarizer', () => {
   });
 
   test('counts task outcomes', () => {
-    const summary = summarize(
-      ['task started', 'task started', 'task succeeded', 'task failed', 'task cancelled', 'task left queued for the next start'].map((message) => ({ level: 'info', message })),
-    );
+    const messages = [
+      'task started',
+      'task started',
+      'task succeeded',
+      'task failed',
+      'task cancelled',
+      'task interrupted by the shutdown; requeued',
+      // The message of the same event in older logs.
+      'task left queued for the next start',
+    ];
+    const summary = summarize(messages.map((message) => ({ level: 'info', message })));
 
-    expect(summary.tasks).toEqual({ started: 2, succeeded: 1, failed: 1, cancelled: 1, leftQueued: 1 });
+    expect(summary.tasks).toEqual({ started: 2, succeeded: 1, failed: 1, cancelled: 1, interrupted: 2 });
+  });
+
+  test('interrupted tasks counted per run', () => {
+    const interrupted = { level: 'info', message: 'task interrupted by the shutdown; requeued' };
+    const shutdown = { level: 'info', message: 'shutdown complete', signal: 'SIGTERM', forced: false, requestsServed: 5, tasksSucceeded: 0, tasksFailed: 0, tasksCancelled: 0 };
+    const records = [
+      // A run killed while a task ran: its interrupted line belongs to no shutdown.
+      { level: 'info', message: 'server starting', timestamp: at(0) },
+      { level: 'info', message: 'server started', timestamp: at(1) },
+      { ...interrupted, timestamp: at(2) },
+      // WORKERS=2 and five orders: two tasks running and three queued at SIGTERM.
+      { level: 'info', message: 'server starting', timestamp: at(10) },
+      { level: 'info', message: 'server started', timestamp: at(11) },
+      { ...interrupted, timestamp: at(12) },
+      { ...interrupted, timestamp: at(12) },
+      { ...shutdown, tasksLeftQueued: 5, timestamp: at(13) },
+    ];
+    const summarizer = new LogSummarizer();
+    records.forEach((record, index) => summarizer.add({ file: 'logs/app.log', line: index + 1, record }));
+
+    const summary = summarizer.finish();
+    const text = formatSummary(summary);
+
+    expect(summary.tasks.interrupted).toBe(3);
+    expect(summary.shutdowns.map((entry) => [entry.tasksInterrupted, entry.tasksLeftQueued])).toEqual([[2, 5]]);
+    expect(text).toContain('Tasks: 0 started, 0 succeeded, 0 failed, 0 cancelled, 3 interrupted by a shutdown and requeued');
+    expect(text).toContain('tasks 0 succeeded, 0 failed, 0 cancelled, 2 interrupted; 5 queued for the next start, interrupted ones included; clean');
   });
 
   test('lists shutdowns and starts without one', () => {
@@ -329,7 +364,7 @@ describe('LogSummarizer', () => {
 
     expect(summary.starts).toEqual({ count: 3, withoutShutdownSummary: 1, lastStillOpen: true });
     expect(summary.shutdowns).toEqual([
-      { time: at(60), signal: 'SIGTERM', forced: false, uptimeMs: 60_000, requestsServed: 7, tasksSucceeded: 1, tasksFailed: 0, tasksCancelled: 0, tasksLeftQueued: 2, workers: undefined },
+      { time: at(60), signal: 'SIGTERM', forced: false, uptimeMs: 60_000, requestsServed: 7, tasksSucceeded: 1, tasksFailed: 0, tasksCancelled: 0, tasksInterrupted: 0, tasksLeftQueued: 2, workers: undefined },
     ]);
     expect(summary.firstTime).toBe(at(0));
     expect(summary.lastTime).toBe(at(200));
@@ -362,9 +397,9 @@ describe('formatSummary', () => {
       'GET /healthz       1  0.50  0.50  0.50  0.50',
       'Errors: 2 in 2 groups',
       'request failed: boom',
-      'Tasks: 0 started, 0 succeeded, 0 failed, 0 cancelled, 0 left queued for the next start',
+      'Tasks: 0 started, 0 succeeded, 0 failed, 0 cancelled, 0 interrupted by a shutdown and requeued',
       'Starts: 1',
-      `${at(3)}  SIGTERM after 3 s: 2 requests; tasks 0 succeeded, 0 failed, 0 cancelled, 0 left queued; clean`,
+      `${at(3)}  SIGTERM after 3 s: 2 requests; tasks 0 succeeded, 0 failed, 0 cancelled, 0 interrupted; 0 queued for the next start, interrupted ones included; clean`,
     ]) {
       expect(text).toContain(expected);
     }

@@ -260,6 +260,7 @@ describe('server process lifecycle', () => {
       expect(firstExit).toEqual({ code: 0, signal: null });
       expect(summary.message).toBe('shutdown complete');
       expect(summary.tasksLeftQueued).toBeGreaterThanOrEqual(1);
+      expect(withMessage(firstLog, 'task interrupted by the shutdown; requeued').map((record) => record.taskId)).toEqual([taskId]);
       expect(second.started.tasksPending).toBeGreaterThanOrEqual(1);
       expect(after.id).toBe(taskId);
       expect(after.progress).toEqual({ done: ORDER_ITEMS, total: ORDER_ITEMS });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { LogRecord, startServer, stopLeftoverServers } from './helpers';
+import { LogRecord, delay, startServer, stopLeftoverServers } from './helpers';
 
 const TEST_TIMEOUT_MS = 120_000;
 const MAX_BYTES = 8192;
@@ -28,13 +28,41 @@ function logFiles(logDir: string): string[] {
   return [...rotated, 'app.log'].map((name) => path.join(logDir, name));
 }
 
+/** Reads every file of `logDir` by name: the rotated files, app.log and any other. */
+function readFiles(logDir: string): Map<string, string> {
+  return new Map(fs.readdirSync(logDir).map((name) => [name, fs.readFileSync(path.join(logDir, name), 'utf8')]));
+}
+
+function parseRecords(text: string): LogRecord[] {
+  return text
+    .split('\n')
+    .slice(0, -1)
+    .map((line) => JSON.parse(line) as LogRecord);
+}
+
+/** Sends GET /healthz for each id, one after the other. */
+async function getEach(baseUrl: string, requestIds: string[]): Promise<void> {
+  for (const requestId of requestIds) await getHealthz(baseUrl, requestId);
+}
+
+/** Resolves once the server has written a stderr line that contains `text`; rejects after 10 s. */
+async function waitForStderr(server: { stderrLines: string[] }, text: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!server.stderrLines.some((line) => line.includes(text))) {
+    if (Date.now() > deadline) throw new Error(`no stderr line contains "${text}" after 10 s:\n${server.stderrLines.join('\n')}`);
+    await delay(20);
+  }
+}
+
+const ONE_PROCESS_AND_CLUSTER: [string, Record<string, string>][] = [
+  ['one process', {}],
+  ['cluster', { WORKERS: '2' }],
+];
+
 describe('log rotation', () => {
   afterEach(stopLeftoverServers);
 
-  test.each<[string, Record<string, string>]>([
-    ['one process', {}],
-    ['cluster', { WORKERS: '2' }],
-  ])(
+  test.each(ONE_PROCESS_AND_CLUSTER)(
     '%s keeps every line once',
     async (_name, env) => {
       const server = await startServer({ ...env, LOG_MAX_BYTES: String(MAX_BYTES), LOG_MAX_FILES: String(MAX_FILES) });
@@ -71,6 +99,75 @@ describe('log rotation', () => {
       expect(records[0].message).toBe('server starting');
       expect(records[records.length - 1].message).toBe('shutdown complete');
       expect(records[records.length - 1].requestsServed).toBe(REQUESTS);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
+describe('log file moved by another tool', () => {
+  afterEach(stopLeftoverServers);
+
+  test.each(ONE_PROCESS_AND_CLUSTER)(
+    '%s: deleted app.log keeps rotated files',
+    async (_name, env) => {
+      const server = await startServer({ ...env, LOG_MAX_BYTES: String(MAX_BYTES), LOG_MAX_FILES: String(MAX_FILES) });
+      await getEach(server.baseUrl, Array.from({ length: 100 }, (_, i) => `before-${i}`));
+      // Wait for the access lines, which a cluster worker sends to the primary after its response.
+      await delay(200);
+      const rotatedBefore = [...readFiles(server.logDir).entries()].filter(([name]) => name !== 'app.log');
+
+      fs.rmSync(path.join(server.logDir, 'app.log'));
+      const requestIds = Array.from({ length: 60 }, (_, i) => `after-${String(i).padStart(2, '0')}`);
+      await getEach(server.baseUrl, requestIds);
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(rotatedBefore.length).toBeGreaterThanOrEqual(2);
+      const contentsAfter = new Set(readFiles(server.logDir).values());
+      for (const [name, text] of rotatedBefore) expect({ name, kept: contentsAfter.has(text) }).toEqual({ name, kept: true });
+
+      const records = logFiles(server.logDir).flatMap((file) => parseRecords(fs.readFileSync(file, 'utf8')));
+      const logged = new Set(records.map((record) => record.requestId));
+      // Lines go to the deleted file until the service notices, at the limit or within a second:
+      // these ids come after both.
+      expect(requestIds.slice(-30).filter((requestId) => !logged.has(requestId))).toEqual([]);
+      expect(records[records.length - 1].message).toBe('shutdown complete');
+      expect(server.stderrLines.filter((line) => line.includes('was moved or deleted'))).toHaveLength(1);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test.each(ONE_PROCESS_AND_CLUSTER)(
+    '%s: SIGHUP reopens a moved app.log',
+    async (_name, env) => {
+      const server = await startServer(env);
+      const firstIds = Array.from({ length: 20 }, (_, i) => `first-${i}`);
+      const secondIds = Array.from({ length: 20 }, (_, i) => `second-${i}`);
+      await getEach(server.baseUrl, firstIds);
+      await delay(200);
+
+      // What logrotate does with a postrotate script that sends SIGHUP.
+      fs.renameSync(path.join(server.logDir, 'app.log'), path.join(server.logDir, 'moved.log'));
+      server.child.kill('SIGHUP');
+      await waitForStderr(server, 'was moved or deleted');
+      // A SIGHUP that reaches a worker, as one sent to the process group would, leaves it running.
+      const workerPids = server.stdoutLines.filter((line) => line.includes('"worker started"')).map((line) => (JSON.parse(line) as LogRecord).pid as number);
+      for (const pid of workerPids) process.kill(pid, 'SIGHUP');
+      await getEach(server.baseUrl, secondIds);
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(workerPids).toHaveLength(env.WORKERS === undefined ? 0 : 2);
+      const moved = parseRecords(fs.readFileSync(path.join(server.logDir, 'moved.log'), 'utf8'));
+      const reopened = parseRecords(fs.readFileSync(path.join(server.logDir, 'app.log'), 'utf8'));
+      const accessIds = (records: LogRecord[]) => records.filter((record) => record.message === 'request completed').map((record) => record.requestId);
+      expect([...accessIds(moved)].sort()).toEqual([...firstIds].sort());
+      expect([...accessIds(reopened)].sort()).toEqual([...secondIds].sort());
+      expect(reopened.filter((record) => record.message === 'worker exited')).toEqual([]);
+      expect(reopened[reopened.length - 1].message).toBe('shutdown complete');
+      expect(reopened[reopened.length - 1].requestsServed).toBe(firstIds.length + secondIds.length);
     },
     TEST_TIMEOUT_MS,
   );

@@ -181,3 +181,34 @@ describe('npm run logs', () => {
     expect(run.stdout).toBe('');
   });
 });
+
+describe('lifecycle lines at LOG_LEVEL=error', () => {
+  afterEach(stopLeftoverServers);
+
+  test.each<[string, Record<string, string>, string[]]>([
+    ['one process', {}, ['server starting', 'server started', 'shutdown started', 'shutdown complete']],
+    [
+      'cluster',
+      { WORKERS: '2' },
+      ['server starting', 'worker started', 'worker started', 'server started', 'shutdown started', 'shutdown started', 'shutdown started', 'worker stopped', 'worker stopped', 'shutdown complete'],
+    ],
+  ])(
+    '%s: npm run logs counts the run',
+    async (_name, env, expectedMessages) => {
+      const server = await startServer({ ...env, LOG_LEVEL: 'error' });
+      await get(server.baseUrl, '/healthz', 'error-level-healthz');
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+      const run = runLogs([server.logDir]);
+
+      expect(exit).toEqual({ code: 0, signal: null });
+      const messages = readLogLines(server.logDir).map((line) => (JSON.parse(line) as LogRecord).message as string);
+      expect([...messages].sort()).toEqual([...expectedMessages].sort());
+      expect(messages[messages.length - 1]).toBe('shutdown complete');
+      expect(run.status).toBe(0);
+      expect(run.stdout).toContain('Starts: 1\nShutdowns: 1\n');
+      expect(run.stdout).toContain('Requests: 0');
+    },
+    TEST_TIMEOUT_MS,
+  );
+});

@@ -8,6 +8,8 @@ import { ExitStatus, MODEL_DIR, ServerProcess, delay, findFreePort, isJson, pars
 const TEST_TIMEOUT_MS = 30_000;
 
 const MODEL_FILES = ['model.json', 'weights.bin', 'metadata.json'];
+// Linux mounts procfs at /proc; other systems have no such directory.
+const HAS_PROC = fs.existsSync('/proc/self');
 
 let scratchDirectory: string;
 /** The listener that occupies the port in the PORT-in-use case. */
@@ -183,6 +185,21 @@ const cases: FailureCase[] = [
     name: 'LOG_DIR under /dev/full',
     async arrange() {
       return { env: { LOG_DIR: '/dev/full/logs' }, expectedText: ['/dev/full/logs', 'cannot be written'] };
+    },
+  },
+  {
+    // /proc rejects mkdir of a new entry with ENOENT, which Node's recursive mkdirSync retried forever.
+    name: 'LOG_DIR under /proc',
+    skip: !HAS_PROC,
+    async arrange() {
+      return { env: { LOG_DIR: '/proc/inferline-logs' }, expectedText: ['/proc/inferline-logs', 'ENOENT', 'cannot be written'] };
+    },
+  },
+  {
+    name: 'DATABASE_PATH under /proc',
+    skip: !HAS_PROC,
+    async arrange() {
+      return { env: { DATABASE_PATH: '/proc/inferline-data/app.db' }, expectedText: ['/proc/inferline-data', 'ENOENT', 'could not be opened'] };
     },
   },
 ];
