@@ -95,7 +95,17 @@ export class LogFile extends Transport {
     const lines = this.pending;
     const written = this.writeLines(lines);
     this.pending = lines.slice(written);
-    if (written < lines.length) throw new Error(`cannot write the log file ${this.filePath}: ${this.lastWriteError}`);
+    if (written === lines.length) return;
+
+    // The start fails, so the file is closed: the flush already scheduled then reports nothing more.
+    this.ended = true;
+    this.pending = [];
+    try {
+      fs.closeSync(this.descriptor);
+    } catch {
+      // Closing a file that could not be written loses nothing more.
+    }
+    throw new Error(`cannot write the log file ${this.filePath}: ${this.lastWriteError}`);
   }
 
   /**
