@@ -16,6 +16,11 @@ import { TaskRecord, countUnfinishedTasks, finishTask, listTasksClaimedBy, reque
 // NOTE: an estimate; a worker whose event loop is blocked past it is killed and counted as forced.
 const SHUTDOWN_GRACE_MS = 5000;
 
+// How long the primary waits for 'disconnect' after a worker's 'exit'. The messages that a dead
+// worker wrote before it exited are read within milliseconds.
+// NOTE: an estimate, with a wide margin; a line that comes later is still logged, after the exit line.
+const DISCONNECT_AFTER_EXIT_MS = 1000;
+
 // A task whose worker died this many times fails instead of going back in the queue, so that an
 // input that crashes the process cannot take down one worker after another.
 const MAX_WORKER_DEATHS_PER_TASK = 3;
@@ -116,9 +121,12 @@ class ClusterPrimary {
       this.logger.warn('channel to worker failed', { workerId: state.id, pid: state.pid, error: error.message });
     });
     // Messages can still arrive between 'exit' and 'disconnect'; 'disconnect' comes after the last.
+    // But Node postpones 'disconnect' until the worker acknowledges every connection handed to it,
+    // which a worker killed during a hand-off never does. So after 'exit' the wait is bounded.
     const exited = new Promise<ExitStatus>((resolve) => worker.once('exit', (code, signal) => resolve({ code, signal })));
     const disconnected = new Promise<void>((resolve) => worker.once('disconnect', resolve));
-    void Promise.all([exited, disconnected]).then(([exit]) => this.handleWorkerGone(state, exit));
+    const lastMessagesIn = exited.then(() => Promise.race([disconnected, delay(DISCONNECT_AFTER_EXIT_MS)]));
+    void Promise.all([exited, lastMessagesIn]).then(([exit]) => this.handleWorkerGone(state, exit));
   }
 
   private handleMessage(state: WorkerState, message: WorkerMessage): void {
@@ -372,4 +380,8 @@ export async function runPrimary(config: Config, startedAt: number): Promise<voi
   // logrotate's postrotate scripts send SIGHUP once they have moved the log file.
   process.on('SIGHUP', () => log.reopenFile());
   primary.start();
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

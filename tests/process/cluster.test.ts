@@ -283,6 +283,44 @@ describe('cluster of two workers', () => {
   );
 
   test(
+    'worker killed during a connection hand-off is replaced',
+    async () => {
+      const server = await startServer(CLUSTER);
+      const first = await server.waitForStdoutRecord((record) => record.message === 'worker started' && record.workerId === 1);
+
+      // A stopped worker never acknowledges the connections that the primary hands to it, and
+      // Node postpones the worker's 'disconnect' until it does.
+      process.kill(first.pid, 'SIGSTOP');
+      const clients = Array.from({ length: 6 }, () => {
+        const request = http.get(`${server.baseUrl}/healthz`, { agent: false, timeout: 10_000 });
+        request.on('timeout', () => request.destroy());
+        return new Promise<void>((resolve) => {
+          request.once('response', (response) => response.resume().once('end', resolve));
+          request.once('error', () => resolve());
+        });
+      });
+      await delay(300);
+      process.kill(first.pid, 'SIGKILL');
+      const exited = await server.waitForStdoutRecord((record) => record.message === 'worker exited' && record.pid === first.pid, 10_000);
+      const replacement = await server.waitForStdoutRecord((record) => record.message === 'worker started' && record.workerId === 3);
+      const health = await checkedFetch(`${server.baseUrl}/healthz`);
+      server.child.kill('SIGTERM');
+      const exit = await server.waitForExit();
+      await Promise.all(clients);
+
+      expect(exited.signal).toBe('SIGKILL');
+      expect(replacement.pid).not.toBe(first.pid);
+      expect(health.status).toBe(200);
+      expect(exit).toEqual({ code: 0, signal: null });
+      const records = readLog(server.logDir);
+      const summary = records[records.length - 1];
+      expect(summary.message).toBe('shutdown complete');
+      expect(summary.workersLost).toBe(1);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
     'task whose workers keep dying fails',
     async () => {
       const server = await startServer(CLUSTER);
