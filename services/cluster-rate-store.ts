@@ -18,7 +18,7 @@
  * - Requests over the limit are counted, as express-rate-limit's MemoryStore counts them, but a
  *   returned grant can still admit a later request in the same window.
  * - Early rejection: a request can be rejected while fewer than `limit` were admitted only while
- *   grants of the key are unused elsewhere. Each other worker holds at most one lease a key, with
+ *   grants of the key are unused elsewhere. Each other worker has at most one lease a key, with
  *   at most max(1, floor(limit / (2 × workers))) unused grants. The first rejection makes the
  *   primary recall them, and a holder returns them as soon as its event loop handles the recall.
  *   Unused grants also return after IDLE_RELEASE_MS without a request of the key. Grants are lost
@@ -28,7 +28,7 @@
  *   includes the grants that other workers held unused then, misses the grants they got since and
  *   leaves out rejected requests. So it is off by at most the other workers' leases, plus the
  *   rejected requests when a returned grant admits requests after rejections. It is exact while no
- *   other worker holds unused grants. A rejected request gets the limit plus the rejected requests
+ *   other worker has unused grants. A rejected request gets the limit plus the rejected requests
  *   so far, always above the limit.
  *
  * Store failures fail the request: when the primary does not reply within PRIMARY_REPLY_TIMEOUT_MS,

@@ -6,8 +6,8 @@ import path from 'node:path';
  * deepest one that exists. Throws the error of the first level that cannot be created.
  *
  * Node's `mkdirSync(directory, { recursive: true })` spins forever when mkdir of a child fails with
- * ENOENT although its parent exists, because it takes ENOENT to mean a missing parent: /proc
- * answers that way, so `/proc/logs` hung the start at full CPU (seen with Node 20.20). Here each
+ * ENOENT although its parent exists, because it takes ENOENT to mean a missing parent. /proc
+ * fails that way, so `/proc/logs` hung the start at full CPU (seen with Node 20.20). Here each
  * level is created once, without `recursive`, so that error is thrown instead.
  */
 export function createDirectories(directory: string): void {

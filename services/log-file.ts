@@ -93,13 +93,11 @@ export class LogFile extends Transport {
    */
   writeNow(): void {
     const lines = this.pending;
-    const written = this.writeLines(lines);
-    this.pending = lines.slice(written);
-    if (written === lines.length) return;
+    this.pending = [];
+    if (this.writeLines(lines) === lines.length) return;
 
     // The start fails, so the file is closed: the flush already scheduled then reports nothing more.
     this.ended = true;
-    this.pending = [];
     try {
       fs.closeSync(this.descriptor);
     } catch {

@@ -11,9 +11,9 @@ const MESSAGE = Symbol.for('message');
 const FORWARDED_LINE = Symbol('forwardedLine');
 // Marks a record that is written at any LOG_LEVEL. A symbol key never reaches the JSON output.
 const LIFECYCLE_EVENT = Symbol('lifecycleEvent');
-// Winston's transports drop lines below the logger's level, so that level is the most verbose one
+// Winston's transports drop lines below the logger's level, so that level is the most detailed one
 // of this service. filterByLevel applies LOG_LEVEL instead, and lets lifecycle events through.
-const MOST_VERBOSE_LEVEL = 'debug';
+const FULL_DETAIL_LEVEL = 'debug';
 
 export interface LoggerOptions {
   level: string;
@@ -108,7 +108,7 @@ export function createLogger(options: LoggerOptions): AppLogger {
   }
   if (transports.length === 0) transports.push(new winston.transports.Console({ silent: true }));
 
-  const logger = winston.createLogger({ level: MOST_VERBOSE_LEVEL, format, transports, exitOnError: false, defaultMeta: options.defaultMeta });
+  const logger = winston.createLogger({ level: FULL_DETAIL_LEVEL, format, transports, exitOnError: false, defaultMeta: options.defaultMeta });
   return {
     logger,
     filePath: file?.filePath ?? null,
